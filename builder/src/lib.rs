@@ -1,0 +1,1 @@
+//! netshoot-build library.

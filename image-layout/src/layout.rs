@@ -1,0 +1,379 @@
+//! The OCI image layout on disk: a content-addressed blob store plus
+//! `index.json`, written so that a reader never sees a half-written file.
+
+use crate::digest::{Digest, HashingWriter};
+use crate::json::canonical_json;
+use crate::platform::Platform;
+use oci_spec::image::{Descriptor, ImageIndex, ImageManifest, MediaType};
+use serde::Serialize;
+use std::fs::{self, File};
+use std::io::{self, BufWriter, Read, Write};
+use std::path::{Path, PathBuf};
+
+/// Media type of an OCI image index.
+pub const MT_INDEX: &str = "application/vnd.oci.image.index.v1+json";
+/// Media type of an OCI image manifest.
+pub const MT_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
+/// Media type of an OCI image config.
+pub const MT_CONFIG: &str = "application/vnd.oci.image.config.v1+json";
+/// Docker's manifest list media type (read, never written).
+pub const MT_DOCKER_LIST: &str = "application/vnd.docker.distribution.manifest.list.v2+json";
+/// Docker's image manifest media type (read, never written).
+pub const MT_DOCKER_MANIFEST: &str = "application/vnd.docker.distribution.manifest.v2+json";
+/// The annotation that names a tag in `index.json`.
+pub const REF_NAME: &str = "org.opencontainers.image.ref.name";
+
+/// A blob that is in the store.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct BlobRef {
+    /// Its digest.
+    pub digest: Digest,
+    /// Its length.
+    pub size: u64,
+}
+
+impl BlobRef {
+    /// A descriptor for this blob with `media_type`.
+    pub fn descriptor(&self, media_type: &str) -> Descriptor {
+        Descriptor::new(MediaType::from(media_type), self.size, self.digest.to_oci())
+    }
+}
+
+/// A layout that cannot be read.
+#[derive(Debug, thiserror::Error)]
+pub enum LayoutError {
+    /// I/O on a file of the layout.
+    #[error("{path}: {source}")]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// What went wrong.
+        source: io::Error,
+    },
+    /// A file that is not what the OCI layout spec says it must be.
+    #[error("{path}: {reason}")]
+    Invalid {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong.
+        reason: String,
+    },
+    /// No image under the requested name.
+    #[error("{layout}: no image tagged {tag:?} (tags: {available})")]
+    NoSuchTag {
+        /// The layout folder.
+        layout: PathBuf,
+        /// The tag asked for.
+        tag: String,
+        /// The tags present.
+        available: String,
+    },
+}
+
+/// An OCI image layout directory.
+#[derive(Clone, Debug)]
+pub struct OciLayout {
+    root: PathBuf,
+}
+
+fn io_err(path: &Path) -> impl FnOnce(io::Error) -> LayoutError + '_ {
+    move |source| LayoutError::Io {
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
+impl OciLayout {
+    /// Creates the layout's skeleton in `dir` (or reuses an existing one).
+    pub fn create(dir: &Path) -> io::Result<Self> {
+        fs::create_dir_all(dir.join("blobs/sha256"))?;
+        let marker = dir.join("oci-layout");
+        if !marker.exists() {
+            write_atomic(&marker, br#"{"imageLayoutVersion":"1.0.0"}"#)?;
+        }
+        Ok(OciLayout {
+            root: dir.to_path_buf(),
+        })
+    }
+
+    /// Opens an existing layout, checking its `oci-layout` marker.
+    pub fn open(dir: &Path) -> Result<Self, LayoutError> {
+        let marker = dir.join("oci-layout");
+        let text = fs::read(&marker).map_err(|e| LayoutError::Invalid {
+            path: dir.to_path_buf(),
+            reason: format!("not an OCI image layout (cannot read oci-layout: {e})"),
+        })?;
+        let v: serde_json::Value =
+            serde_json::from_slice(&text).map_err(|e| LayoutError::Invalid {
+                path: marker.clone(),
+                reason: format!("not JSON: {e}"),
+            })?;
+        if v.get("imageLayoutVersion").and_then(|v| v.as_str()) != Some("1.0.0") {
+            return Err(LayoutError::Invalid {
+                path: marker,
+                reason: "imageLayoutVersion is not 1.0.0".into(),
+            });
+        }
+        Ok(OciLayout {
+            root: dir.to_path_buf(),
+        })
+    }
+
+    /// The layout's folder.
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// Where blob `d` lives (whether or not it exists).
+    pub fn blob_path(&self, d: &Digest) -> PathBuf {
+        self.root.join(d.blob_path())
+    }
+
+    /// True when blob `d` is present.
+    pub fn has_blob(&self, d: &Digest) -> bool {
+        self.blob_path(d).is_file()
+    }
+
+    /// Starts writing a blob whose digest is learnt at the end.
+    pub fn blob_writer(&self) -> io::Result<BlobWriter> {
+        let dir = self.root.join("blobs/sha256");
+        let tmp = tempfile::Builder::new().prefix(".tmp-").tempfile_in(&dir)?;
+        Ok(BlobWriter {
+            dir,
+            out: HashingWriter::new(BufWriter::with_capacity(256 * 1024, tmp)),
+        })
+    }
+
+    /// Stores `data` as a blob.
+    pub fn put_blob(&self, data: &[u8]) -> io::Result<BlobRef> {
+        let digest = Digest::of(data);
+        let path = self.blob_path(&digest);
+        if !path.is_file() {
+            let mut w = self.blob_writer()?;
+            w.write_all(data)?;
+            return w.commit();
+        }
+        Ok(BlobRef {
+            digest,
+            size: data.len() as u64,
+        })
+    }
+
+    /// Stores `value` as canonical JSON and returns its blob.
+    pub fn put_json<T: Serialize + ?Sized>(&self, value: &T) -> io::Result<BlobRef> {
+        let bytes = canonical_json(value).map_err(io::Error::other)?;
+        self.put_blob(&bytes)
+    }
+
+    /// Reads blob `d` whole, checking its digest.
+    pub fn read_blob(&self, d: &Digest) -> Result<Vec<u8>, LayoutError> {
+        let path = self.blob_path(d);
+        let data = fs::read(&path).map_err(io_err(&path))?;
+        let got = Digest::of(&data);
+        if &got != d {
+            return Err(LayoutError::Invalid {
+                path,
+                reason: format!("content has digest {got}, expected {d}"),
+            });
+        }
+        Ok(data)
+    }
+
+    /// Opens blob `d` for streaming (the caller verifies while reading).
+    pub fn open_blob(&self, d: &Digest) -> Result<File, LayoutError> {
+        let path = self.blob_path(d);
+        File::open(&path).map_err(io_err(&path))
+    }
+
+    /// The top-level `index.json`.
+    pub fn read_index(&self) -> Result<ImageIndex, LayoutError> {
+        let path = self.root.join("index.json");
+        let data = fs::read(&path).map_err(io_err(&path))?;
+        serde_json::from_slice(&data).map_err(|e| LayoutError::Invalid {
+            path,
+            reason: format!("not an OCI image index: {e}"),
+        })
+    }
+
+    /// Replaces `index.json` atomically.
+    pub fn write_index(&self, index: &ImageIndex) -> io::Result<()> {
+        let bytes = canonical_json(index).map_err(io::Error::other)?;
+        write_atomic(&self.root.join("index.json"), &bytes)
+    }
+
+    /// The tags in `index.json`, in file order.
+    pub fn tags(&self) -> Result<Vec<String>, LayoutError> {
+        Ok(self
+            .read_index()?
+            .manifests()
+            .iter()
+            .filter_map(|d| d.annotations().as_ref()?.get(REF_NAME).cloned())
+            .collect())
+    }
+
+    /// The descriptor tagged `tag`, or the only entry when `tag` is None.
+    pub fn resolve(&self, tag: Option<&str>) -> Result<Descriptor, LayoutError> {
+        let index = self.read_index()?;
+        let tags = self.tags()?;
+        let found = match tag {
+            Some(t) => index.manifests().iter().find(|d| {
+                d.annotations()
+                    .as_ref()
+                    .and_then(|a| a.get(REF_NAME))
+                    .is_some_and(|n| n == t)
+            }),
+            None if index.manifests().len() == 1 => index.manifests().first(),
+            None => None,
+        };
+        found.cloned().ok_or_else(|| LayoutError::NoSuchTag {
+            layout: self.root.clone(),
+            tag: tag.unwrap_or("<none given>").to_string(),
+            available: if tags.is_empty() {
+                "none".into()
+            } else {
+                tags.join(", ")
+            },
+        })
+    }
+
+    /// Reads a manifest blob, checking digest and size against `desc`.
+    pub fn read_manifest(&self, desc: &Descriptor) -> Result<ImageManifest, LayoutError> {
+        let d = Digest::from(desc.digest());
+        let bytes = self.read_blob(&d)?;
+        serde_json::from_slice(&bytes).map_err(|e| LayoutError::Invalid {
+            path: self.blob_path(&d),
+            reason: format!("not an image manifest: {e}"),
+        })
+    }
+
+    /// Reads an index blob.
+    pub fn read_index_blob(&self, desc: &Descriptor) -> Result<ImageIndex, LayoutError> {
+        let d = Digest::from(desc.digest());
+        let bytes = self.read_blob(&d)?;
+        serde_json::from_slice(&bytes).map_err(|e| LayoutError::Invalid {
+            path: self.blob_path(&d),
+            reason: format!("not an image index: {e}"),
+        })
+    }
+
+    /// The platform images under `desc` (an index or a single manifest),
+    /// with their platforms. Entries that are not images (attestations,
+    /// SBOMs: no platform, or an artifactType) are left out.
+    pub fn images(&self, desc: &Descriptor) -> Result<Vec<(Platform, Descriptor)>, LayoutError> {
+        let mt = desc.media_type().to_string();
+        if mt == MT_INDEX || mt == MT_DOCKER_LIST {
+            let idx = self.read_index_blob(desc)?;
+            let mut out = Vec::new();
+            for m in idx.manifests() {
+                let mmt = m.media_type().to_string();
+                if (mmt == MT_MANIFEST || mmt == MT_DOCKER_MANIFEST) && m.artifact_type().is_none()
+                {
+                    if let Some(p) = m.platform() {
+                        out.push((Platform::from_oci(p), m.clone()));
+                    }
+                }
+            }
+            Ok(out)
+        } else {
+            let man = self.read_manifest(desc)?;
+            let cfg = self.read_blob(&Digest::from(man.config().digest()))?;
+            let v: serde_json::Value = serde_json::from_slice(&cfg).unwrap_or_default();
+            let s = |k: &str| v.get(k).and_then(|x| x.as_str()).map(str::to_string);
+            let p = Platform {
+                os: s("os").unwrap_or_else(|| "linux".into()),
+                architecture: s("architecture").unwrap_or_default(),
+                variant: s("variant"),
+            };
+            Ok(vec![(p, desc.clone())])
+        }
+    }
+
+    /// Every blob reachable from `desc`, itself included, in a stable order
+    /// (children before the manifest or index that names them).
+    pub fn reachable(&self, desc: &Descriptor) -> Result<Vec<Descriptor>, LayoutError> {
+        let mut out = Vec::new();
+        self.walk(desc, &mut out)?;
+        let mut seen = std::collections::BTreeSet::new();
+        out.retain(|d| seen.insert(d.digest().to_string()));
+        Ok(out)
+    }
+
+    fn walk(&self, desc: &Descriptor, out: &mut Vec<Descriptor>) -> Result<(), LayoutError> {
+        let mt = desc.media_type().to_string();
+        if mt == MT_INDEX || mt == MT_DOCKER_LIST {
+            for m in self.read_index_blob(desc)?.manifests() {
+                self.walk(m, out)?;
+            }
+        } else if mt == MT_MANIFEST || mt == MT_DOCKER_MANIFEST {
+            let man = self.read_manifest(desc)?;
+            out.push(man.config().clone());
+            out.extend(man.layers().iter().cloned());
+        }
+        out.push(desc.clone());
+        Ok(())
+    }
+}
+
+/// A blob being written to a temporary file in the store; it gets its
+/// name only when [`BlobWriter::commit`] renames it, so a crash or an error
+/// leaves no blob with wrong content.
+pub struct BlobWriter {
+    dir: PathBuf,
+    out: HashingWriter<BufWriter<tempfile::NamedTempFile>>,
+}
+
+impl BlobWriter {
+    /// Renames the temporary file to its digest and returns the blob.
+    pub fn commit(self) -> io::Result<BlobRef> {
+        let (buf, digest, size) = self.out.finish();
+        let tmp = buf.into_inner().map_err(|e| e.into_error())?;
+        tmp.as_file().sync_data()?;
+        set_mode(tmp.path(), 0o644)?;
+        let dest = self.dir.join(digest.hex());
+        if !dest.is_file() {
+            tmp.persist(&dest).map_err(|e| e.error)?;
+        }
+        Ok(BlobRef { digest, size })
+    }
+}
+
+impl Write for BlobWriter {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.out.write(buf)
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        self.out.flush()
+    }
+}
+
+/// Writes `data` to `path` through a temporary file in the same folder
+/// and a rename, so readers see the old file or the new one, never a mix.
+pub fn write_atomic(path: &Path, data: &[u8]) -> io::Result<()> {
+    let dir = path.parent().unwrap_or(Path::new("."));
+    let mut tmp = tempfile::Builder::new().prefix(".tmp-").tempfile_in(dir)?;
+    tmp.write_all(data)?;
+    tmp.as_file().sync_data()?;
+    // Readable by everyone, like a file written under the usual umask,
+    // rather than tempfile's private 0600.
+    set_mode(tmp.path(), 0o644)?;
+    tmp.persist(path).map_err(|e| e.error)?;
+    Ok(())
+}
+
+fn set_mode(path: &Path, mode: u32) -> io::Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    fs::set_permissions(path, fs::Permissions::from_mode(mode))
+}
+
+/// Reads a blob stream fully, checking it against `expected`.
+pub fn verify_stream(mut r: impl Read, expected: &Digest) -> io::Result<u64> {
+    let mut h = HashingWriter::new(io::sink());
+    let n = io::copy(&mut r, &mut h)?;
+    let (_, got, _) = h.finish();
+    if &got != expected {
+        return Err(io::Error::other(format!(
+            "content has digest {got}, expected {expected}"
+        )));
+    }
+    Ok(n)
+}

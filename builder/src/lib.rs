@@ -1,1 +1,8 @@
-//! netshoot-build library.
+//! The `netshoot-build` library: spec, sources, assembly and commands.
+//! `main.rs` only parses the command line and calls into here.
+
+pub mod build;
+pub mod cache;
+pub mod error;
+pub mod inspect;
+pub mod spec;

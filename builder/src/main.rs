@@ -1,1 +1,223 @@
-fn main() {}
+//! The `netshoot-build` command line: parses arguments and hands over to
+//! the library. Every failure prints one line and exits non-zero.
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use image_layout::{Compression, OciLayout, Platform};
+use netshoot_build::error::{bad_input, exit_code, one_line, Result};
+use netshoot_build::{build, inspect};
+use std::path::PathBuf;
+
+/// Build, inspect and export the netshoot image without a container daemon.
+#[derive(Parser, Debug)]
+#[command(name = "netshoot-build", version, about, long_about = None)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Build the multi-arch image into an OCI layout.
+    Build(BuildArgs),
+    /// Write a layout as an archive (oci: all platforms; docker: one).
+    Export(ExportArgs),
+    /// Show each platform's layers and config.
+    Inspect(InspectArgs),
+}
+
+#[derive(Args, Debug)]
+struct BuildArgs {
+    /// The toolset spec.
+    #[arg(long, default_value = "tools/netshoot.toml")]
+    spec: PathBuf,
+    /// Output OCI layout folder.
+    #[arg(long, default_value = "out/netshoot")]
+    out: PathBuf,
+    /// Build only these platforms (comma-separated or repeated).
+    #[arg(long, value_delimiter = ',')]
+    platform: Vec<String>,
+    /// Tags to give the image (default: the spec's tag).
+    #[arg(long)]
+    tag: Vec<String>,
+    /// Cache folder (default $NETSHOOT_CACHE, $XDG_CACHE_HOME/netshoot-build).
+    #[arg(long)]
+    cache: Option<PathBuf>,
+    /// Layer compression.
+    #[arg(long, value_enum, default_value_t = CompressionArg::Gzip)]
+    compression: CompressionArg,
+    /// Compression level (gzip 1-9, default 6; zstd 1-19, default 3).
+    #[arg(long)]
+    level: Option<i32>,
+    /// Worker threads (default: the number of cores). Never changes the bytes.
+    #[arg(long, short = 'j')]
+    jobs: Option<usize>,
+    /// No progress output.
+    #[arg(long, short)]
+    quiet: bool,
+    /// Print a JSON summary on stdout.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum)]
+enum CompressionArg {
+    Gzip,
+    Zstd,
+    None,
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum)]
+enum ExportFormat {
+    Oci,
+    Docker,
+}
+
+#[derive(Args, Debug)]
+struct ExportArgs {
+    /// The OCI layout to export.
+    #[arg(long, default_value = "out/netshoot")]
+    layout: PathBuf,
+    /// oci: the whole multi-arch layout; docker: one platform for `docker load`.
+    #[arg(long, value_enum, default_value_t = ExportFormat::Oci)]
+    format: ExportFormat,
+    /// The tag to export (default: all tags for oci, the only one for docker).
+    #[arg(long)]
+    tag: Option<String>,
+    /// Platform for --format docker (default: this host's).
+    #[arg(long)]
+    platform: Option<String>,
+    /// The image name for `docker load` (default: netshoot).
+    #[arg(long, default_value = "netshoot")]
+    name: String,
+    /// Archive to write.
+    #[arg(short, long)]
+    output: PathBuf,
+}
+
+#[derive(Args, Debug)]
+struct InspectArgs {
+    /// The OCI layout to inspect.
+    #[arg(long, default_value = "out/netshoot")]
+    layout: PathBuf,
+    /// The tag to inspect (default: the only one).
+    #[arg(long)]
+    tag: Option<String>,
+    /// Also decompress each layer to report its unpacked size.
+    #[arg(long)]
+    sizes: bool,
+    /// JSON output.
+    #[arg(long)]
+    json: bool,
+}
+
+fn parse_platform(s: &str) -> Result<Platform> {
+    s.parse::<Platform>()
+        .map_err(|e| bad_input(format!("--platform: {e}")))
+}
+
+fn run(cli: Cli) -> Result<()> {
+    match cli.command {
+        Command::Build(a) => {
+            let compression = match a.compression {
+                CompressionArg::Gzip => Compression::Gzip {
+                    level: a.level.unwrap_or(6).clamp(0, 9) as u32,
+                },
+                CompressionArg::Zstd => Compression::Zstd {
+                    level: a.level.unwrap_or(3).clamp(1, 22),
+                },
+                CompressionArg::None => Compression::None,
+            };
+            let platforms = a
+                .platform
+                .iter()
+                .map(|p| parse_platform(p))
+                .collect::<Result<Vec<_>>>()?;
+            let opts = build::BuildOptions {
+                spec: a.spec,
+                out: a.out,
+                platforms,
+                tags: a.tag,
+                cache: a.cache,
+                compression,
+                source_date_epoch: build::source_date_epoch_from_env()?,
+                threads: a
+                    .jobs
+                    .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get())),
+                quiet: a.quiet,
+            };
+            let r = build::build(&opts)?;
+            if a.json {
+                let v = serde_json::json!({
+                    "layout": r.out,
+                    "index": r.index.digest.to_string(),
+                    "tags": r.tags,
+                    "images": r.images.iter().map(|i| serde_json::json!({
+                        "platform": i.platform.to_string(),
+                        "manifest": i.manifest.digest.to_string(),
+                        "layers": i.layers.iter().map(|l| serde_json::json!({
+                            "name": l.name, "digest": l.blob.digest.to_string(),
+                            "size": l.blob.size, "diff_id": l.diff_id.to_string(),
+                            "uncompressed_size": l.uncompressed_size,
+                        })).collect::<Vec<_>>(),
+                    })).collect::<Vec<_>>(),
+                });
+                println!("{}", serde_json::to_string_pretty(&v)?);
+            } else {
+                println!("{}", r.index.digest);
+            }
+            Ok(())
+        }
+        Command::Export(a) => {
+            let layout = OciLayout::open(&a.layout).map_err(|e| bad_input(e.to_string()))?;
+            match a.format {
+                ExportFormat::Oci => {
+                    let tags: Vec<String> = a.tag.into_iter().collect();
+                    image_layout::archive::write_oci_archive(&layout, &tags, &a.output)
+                        .map_err(|e| bad_input(e.to_string()))?;
+                }
+                ExportFormat::Docker => {
+                    let top = layout
+                        .resolve(a.tag.as_deref())
+                        .map_err(|e| bad_input(e.to_string()))?;
+                    let tag = a.tag.clone().unwrap_or_else(|| {
+                        top.annotations()
+                            .as_ref()
+                            .and_then(|x| x.get(image_layout::layout::REF_NAME).cloned())
+                            .unwrap_or_else(|| "latest".into())
+                    });
+                    let platform = match &a.platform {
+                        Some(p) => parse_platform(p)?,
+                        None => Platform::host(),
+                    };
+                    image_layout::archive::write_docker_archive(
+                        &layout,
+                        &top,
+                        &platform,
+                        &format!("{}:{tag}", a.name),
+                        &a.output,
+                    )
+                    .map_err(|e| bad_input(e.to_string()))?;
+                }
+            }
+            eprintln!("wrote {}", a.output.display());
+            Ok(())
+        }
+        Command::Inspect(a) => {
+            let r = inspect::inspect(&a.layout, a.tag.as_deref(), a.sizes)?;
+            if a.json {
+                println!("{}", serde_json::to_string_pretty(&r)?);
+            } else {
+                inspect::print_text(&r);
+            }
+            Ok(())
+        }
+    }
+}
+
+fn main() {
+    let cli = Cli::parse();
+    if let Err(e) = run(cli) {
+        eprintln!("netshoot-build: error: {}", one_line(&e));
+        std::process::exit(exit_code(&e));
+    }
+}

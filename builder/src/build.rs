@@ -1,0 +1,678 @@
+//! `netshoot-build build`: spec in, multi-arch OCI layout out.
+//!
+//! Sources are fetched and verified, each platform's root filesystem is
+//! assembled as an in-memory [`Tree`], written as deterministic layers, and
+//! tied together by a config, a manifest per platform and an image index.
+//! The result is staged beside the output folder and moved in only when
+//! everything succeeded, so a failed build leaves the previous output as it
+//! was.
+
+use crate::cache::Cache;
+use crate::error::{bad_input, verification, Result};
+use crate::spec::{Spec, UrlFormat};
+use anyhow::Context;
+use image_layout::layout::{BlobRef, MT_CONFIG, MT_INDEX, MT_MANIFEST, REF_NAME};
+use image_layout::oci_spec::image::{
+    ConfigBuilder, Descriptor, HistoryBuilder, ImageConfigurationBuilder, ImageIndexBuilder,
+    ImageManifestBuilder, MediaType, RootFsBuilder,
+};
+use image_layout::{
+    write_layer, Body, Compression, Digest, Entry, LayerOptions, Meta, Node, OciLayout, Platform,
+    Tree,
+};
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+/// What to build and where.
+#[derive(Clone, Debug)]
+pub struct BuildOptions {
+    /// The spec file.
+    pub spec: PathBuf,
+    /// The OCI layout folder to write.
+    pub out: PathBuf,
+    /// A subset of the spec's platforms (all when empty).
+    pub platforms: Vec<Platform>,
+    /// Tags for the image in `index.json` (the spec's tag when empty).
+    pub tags: Vec<String>,
+    /// Cache folder (default: see [`Cache::open`]).
+    pub cache: Option<PathBuf>,
+    /// Layer compression.
+    pub compression: Compression,
+    /// `SOURCE_DATE_EPOCH`: created time and the mtime ceiling.
+    pub source_date_epoch: u64,
+    /// Worker threads for compression (never changes the bytes).
+    pub threads: usize,
+    /// No progress on stderr.
+    pub quiet: bool,
+}
+
+/// One written layer.
+#[derive(Clone, Debug)]
+pub struct BuiltLayer {
+    /// Its group name (`url`, `local`, ...).
+    pub name: String,
+    /// Compressed blob.
+    pub blob: BlobRef,
+    /// Uncompressed digest.
+    pub diff_id: Digest,
+    /// Uncompressed size.
+    pub uncompressed_size: u64,
+    /// Entries in the tar.
+    pub entries: usize,
+}
+
+/// One platform's image.
+#[derive(Clone, Debug)]
+pub struct BuiltImage {
+    /// Its platform.
+    pub platform: Platform,
+    /// Its manifest blob.
+    pub manifest: BlobRef,
+    /// Its layers, bottom first.
+    pub layers: Vec<BuiltLayer>,
+}
+
+/// The outcome of a build.
+#[derive(Clone, Debug)]
+pub struct BuildResult {
+    /// The multi-arch index blob.
+    pub index: BlobRef,
+    /// The tags written.
+    pub tags: Vec<String>,
+    /// The per-platform images.
+    pub images: Vec<BuiltImage>,
+    /// The output folder.
+    pub out: PathBuf,
+}
+
+/// Reads `SOURCE_DATE_EPOCH` (default 0); a malformed value is bad input.
+pub fn source_date_epoch_from_env() -> Result<u64> {
+    match std::env::var("SOURCE_DATE_EPOCH") {
+        Ok(v) if !v.trim().is_empty() => v.trim().parse().map_err(|_| {
+            bad_input(format!(
+                "SOURCE_DATE_EPOCH={v:?} is not a number of seconds since 1970"
+            ))
+        }),
+        _ => Ok(0),
+    }
+}
+
+/// Runs a build.
+pub fn build(opts: &BuildOptions) -> Result<BuildResult> {
+    let spec = Spec::load(&opts.spec)?;
+    let platforms = select_platforms(&spec, &opts.platforms)?;
+    let cache = Cache::open(opts.cache.as_deref())?;
+    let tags = if opts.tags.is_empty() {
+        vec![spec.image.tag.clone()]
+    } else {
+        opts.tags.clone()
+    };
+    let progress = |msg: String| {
+        if !opts.quiet {
+            eprintln!("{msg}");
+        }
+    };
+
+    // Fetch and verify every input before anything is written.
+    let mut url_files: HashMap<(usize, Platform), PathBuf> = HashMap::new();
+    for (i, u) in spec.url.iter().enumerate() {
+        for p in &platforms {
+            let art = u
+                .platform
+                .iter()
+                .find(|(k, _)| k.parse::<Platform>().is_ok_and(|kp| &kp == p))
+                .map(|(_, a)| a)
+                .ok_or_else(|| {
+                    bad_input(format!(
+                        "{}: url {:?} has no entry for platform {p}",
+                        spec.path.display(),
+                        u.name
+                    ))
+                })?;
+            progress(format!("fetch {} ({p}) {}", u.name, art.url));
+            let file = cache
+                .fetch(&art.url, &art.sha256)
+                .with_context(|| format!("url source {:?}", u.name))?;
+            let file = match art.format() {
+                UrlFormat::File => file,
+                UrlFormat::TarGz => {
+                    let member = art.path.as_deref().unwrap_or_default();
+                    extract_member(&cache, &file, member)
+                        .with_context(|| format!("url source {:?} ({})", u.name, art.url))?
+                }
+            };
+            url_files.insert((i, p.clone()), file);
+        }
+    }
+    let base = spec.base_dir();
+    let local_tree = local_layer(&spec, &base, opts.source_date_epoch)?;
+
+    let stage = Stage::prepare(&opts.out)?;
+    let layout = stage.layout();
+    let lopts = LayerOptions {
+        compression: opts.compression,
+        source_date_epoch: opts.source_date_epoch,
+        threads: opts.threads.max(1),
+    };
+
+    // Platforms are assembled concurrently; each writes its own blobs, and
+    // the results are put back in spec order so the index never depends on
+    // which finished first.
+    let results: Vec<Result<BuiltImage>> = std::thread::scope(|s| {
+        let handles: Vec<_> = platforms
+            .iter()
+            .map(|p| {
+                let spec = &spec;
+                let url_files = &url_files;
+                let local_tree = &local_tree;
+                let layout = &layout;
+                let progress = &progress;
+                s.spawn(move || {
+                    let mut groups: Vec<(String, Tree)> = Vec::new();
+                    let mut url_tree = Tree::new();
+                    for (i, u) in spec.url.iter().enumerate() {
+                        let file = &url_files[&(i, p.clone())];
+                        let size = std::fs::metadata(file)?.len();
+                        let (uid, gid) = u.owner.unwrap_or((0, 0));
+                        url_tree
+                            .insert(
+                                &u.dest,
+                                Entry {
+                                    node: Node::File {
+                                        body: Body::File(Arc::new(file.clone())),
+                                        size,
+                                    },
+                                    meta: meta(
+                                        u.mode.unwrap_or(0o755),
+                                        uid,
+                                        gid,
+                                        opts.source_date_epoch,
+                                    ),
+                                },
+                            )
+                            .map_err(|e| bad_input(format!("url {:?}: {e}", u.name)))?;
+                    }
+                    groups.push(("url".into(), url_tree));
+                    groups.push(("local".into(), local_tree.clone()));
+                    groups.retain(|(_, t)| !t.is_empty());
+                    write_image(spec, p, groups, layout, &lopts, progress)
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| {
+                h.join()
+                    .unwrap_or_else(|_| Err(anyhow::anyhow!("a platform build thread panicked")))
+            })
+            .collect()
+    });
+    let mut images = Vec::new();
+    for r in results {
+        images.push(r?);
+    }
+
+    let index_blob = write_index(&spec, &images, &layout)?;
+    stage.commit(&index_blob, &tags)?;
+    progress(format!(
+        "wrote {}: {} {} ({} platform{})",
+        opts.out.display(),
+        tags.iter()
+            .map(|t| format!("{}:{t}", spec.image.name))
+            .collect::<Vec<_>>()
+            .join(", "),
+        index_blob.digest,
+        images.len(),
+        if images.len() == 1 { "" } else { "s" }
+    ));
+    Ok(BuildResult {
+        index: index_blob,
+        tags,
+        images,
+        out: opts.out.clone(),
+    })
+}
+
+fn select_platforms(spec: &Spec, wanted: &[Platform]) -> Result<Vec<Platform>> {
+    if wanted.is_empty() {
+        return Ok(spec.platforms.clone());
+    }
+    for w in wanted {
+        if !spec.platforms.contains(w) {
+            return Err(bad_input(format!(
+                "--platform {w}: not in {} (platforms: {})",
+                spec.path.display(),
+                spec.platforms
+                    .iter()
+                    .map(|p| p.to_string())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )));
+        }
+    }
+    // Keep the spec's order whatever order the flags came in.
+    Ok(spec
+        .platforms
+        .iter()
+        .filter(|p| wanted.contains(p))
+        .cloned()
+        .collect())
+}
+
+fn meta(mode: u32, uid: u32, gid: u32, mtime: u64) -> Meta {
+    let name = |id: u32| {
+        if id == 0 {
+            "root".to_string()
+        } else {
+            String::new()
+        }
+    };
+    Meta {
+        mode,
+        uid,
+        gid,
+        uname: name(uid),
+        gname: name(gid),
+        mtime,
+        xattrs: Default::default(),
+    }
+}
+
+/// The files of the `local` sources. Modes are normalised (0755 for
+/// folders and executables, else 0644, unless the spec sets one) so the
+/// checkout's umask never reaches the image.
+fn local_layer(spec: &Spec, base: &Path, epoch: u64) -> Result<Tree> {
+    let mut tree = Tree::new();
+    for l in &spec.local {
+        let src = base.join(&l.src);
+        let md = std::fs::symlink_metadata(&src).map_err(|e| {
+            bad_input(format!(
+                "{}: local source {}: {e}",
+                spec.path.display(),
+                src.display()
+            ))
+        })?;
+        let (uid, gid) = l.owner.unwrap_or((0, 0));
+        if md.is_dir() {
+            add_dir(&mut tree, &src, &l.dest, l.mode, uid, gid, epoch, spec)?;
+        } else {
+            add_path(&mut tree, &src, &l.dest, l.mode, uid, gid, epoch, spec)?;
+        }
+    }
+    Ok(tree)
+}
+
+#[allow(clippy::too_many_arguments)]
+fn add_dir(
+    tree: &mut Tree,
+    src: &Path,
+    dest: &str,
+    file_mode: Option<u32>,
+    uid: u32,
+    gid: u32,
+    epoch: u64,
+    spec: &Spec,
+) -> Result<()> {
+    tree.insert(
+        dest,
+        Entry {
+            node: Node::Dir,
+            meta: meta(0o755, uid, gid, epoch),
+        },
+    )
+    .map_err(|e| bad_input(format!("local {}: {e}", src.display())))?;
+    let mut names: Vec<_> = std::fs::read_dir(src)
+        .map_err(|e| bad_input(format!("local source {}: {e}", src.display())))?
+        .collect::<std::result::Result<Vec<_>, _>>()
+        .map_err(|e| bad_input(format!("local source {}: {e}", src.display())))?;
+    names.sort_by_key(|e| e.file_name());
+    for e in names {
+        let name = e.file_name().to_string_lossy().to_string();
+        let child_dest = format!("{}/{name}", dest.trim_end_matches('/'));
+        let p = e.path();
+        if std::fs::symlink_metadata(&p)
+            .map(|m| m.is_dir())
+            .unwrap_or(false)
+        {
+            add_dir(tree, &p, &child_dest, file_mode, uid, gid, epoch, spec)?;
+        } else {
+            add_path(tree, &p, &child_dest, file_mode, uid, gid, epoch, spec)?;
+        }
+    }
+    Ok(())
+}
+
+#[allow(clippy::too_many_arguments)]
+fn add_path(
+    tree: &mut Tree,
+    src: &Path,
+    dest: &str,
+    mode: Option<u32>,
+    uid: u32,
+    gid: u32,
+    epoch: u64,
+    spec: &Spec,
+) -> Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    let md = std::fs::symlink_metadata(src).map_err(|e| {
+        bad_input(format!(
+            "{}: local source {}: {e}",
+            spec.path.display(),
+            src.display()
+        ))
+    })?;
+    let entry = if md.file_type().is_symlink() {
+        let target = std::fs::read_link(src)
+            .map_err(|e| bad_input(format!("local source {}: {e}", src.display())))?;
+        Entry {
+            node: Node::Symlink(target.to_string_lossy().to_string()),
+            meta: meta(0o777, uid, gid, epoch),
+        }
+    } else if md.is_file() {
+        let exec = md.permissions().mode() & 0o111 != 0;
+        Entry {
+            node: Node::File {
+                body: Body::File(Arc::new(src.to_path_buf())),
+                size: md.len(),
+            },
+            meta: meta(
+                mode.unwrap_or(if exec { 0o755 } else { 0o644 }),
+                uid,
+                gid,
+                epoch,
+            ),
+        }
+    } else {
+        return Err(bad_input(format!(
+            "local source {}: not a regular file, folder or symlink",
+            src.display()
+        )));
+    };
+    tree.insert(dest, entry)
+        .map_err(|e| bad_input(format!("local {}: {e}", src.display())))
+}
+
+/// Extracts `member` from a cached `.tar.gz` into the cache (named by its
+/// own digest) and returns its path.
+fn extract_member(cache: &Cache, archive: &Path, member: &str) -> Result<PathBuf> {
+    let want = image_layout::tree::normalize_path(member)
+        .map_err(|e| bad_input(format!("path {member:?}: {e}")))?;
+    let f = std::fs::File::open(archive)?;
+    let mut ar = tar::Archive::new(flate2::read::GzDecoder::new(std::io::BufReader::new(f)));
+    let entries = ar
+        .entries()
+        .map_err(|e| verification(format!("not a .tar.gz: {e}")))?;
+    for e in entries {
+        let mut e = e.map_err(|e| verification(format!("corrupt .tar.gz: {e}")))?;
+        let p = e
+            .path()
+            .map_err(|e| verification(format!("corrupt .tar.gz: {e}")))?
+            .to_string_lossy()
+            .to_string();
+        if image_layout::tree::normalize_path(&p).ok().as_deref() == Some(want.as_str()) {
+            if !e.header().entry_type().is_file() {
+                return Err(bad_input(format!(
+                    "{member:?} in the archive is not a regular file"
+                )));
+            }
+            let tmp = tempfile::Builder::new()
+                .prefix(".tmp-")
+                .tempfile_in(cache.root().join("blobs/sha256"))?;
+            let mut w = image_layout::HashingWriter::new(std::io::BufWriter::new(tmp));
+            std::io::copy(&mut e, &mut w)
+                .map_err(|e| verification(format!("corrupt .tar.gz: {e}")))?;
+            let (buf, digest, _) = w.finish();
+            let tmp = buf
+                .into_inner()
+                .map_err(|e| anyhow::anyhow!("{}", e.error()))?;
+            let dest = cache.blob_path(digest.hex());
+            tmp.persist(&dest)
+                .map_err(|e| anyhow::anyhow!("{}", e.error))?;
+            return Ok(dest);
+        }
+    }
+    Err(bad_input(format!("the archive has no member {member:?}")))
+}
+
+/// RFC 3339 UTC time for `epoch` seconds (no external date crate needed).
+pub fn rfc3339(epoch: u64) -> String {
+    let days = (epoch / 86400) as i64;
+    let secs = epoch % 86400;
+    // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36524 - doe / 146_096) / 365;
+    let y = yoe + era * 400;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = if m <= 2 { y + 1 } else { y };
+    format!(
+        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
+        secs / 3600,
+        (secs / 60) % 60,
+        secs % 60
+    )
+}
+
+fn write_image(
+    spec: &Spec,
+    platform: &Platform,
+    groups: Vec<(String, Tree)>,
+    layout: &OciLayout,
+    lopts: &LayerOptions,
+    progress: &(dyn Fn(String) + Sync),
+) -> Result<BuiltImage> {
+    let created = rfc3339(lopts.source_date_epoch);
+    let mut layers = Vec::new();
+    for (name, tree) in groups {
+        progress(format!(
+            "layer {platform} {name}: {} entries, {} bytes",
+            tree.len(),
+            tree.content_size()
+        ));
+        let w = layout.blob_writer()?;
+        let (info, w) = write_layer(&tree, lopts, w)
+            .with_context(|| format!("writing layer {name} for {platform}"))?;
+        let blob = w.commit()?;
+        layers.push(BuiltLayer {
+            name,
+            blob,
+            diff_id: info.diff_id,
+            uncompressed_size: info.uncompressed_size,
+            entries: info.entries,
+        });
+    }
+    let img = &spec.image;
+    let mut cfg = ConfigBuilder::default();
+    if !img.env.is_empty() {
+        cfg = cfg.env(img.env.clone());
+    }
+    if let Some(c) = &img.cmd {
+        cfg = cfg.cmd(c.clone());
+    }
+    if let Some(e) = &img.entrypoint {
+        cfg = cfg.entrypoint(e.clone());
+    }
+    if let Some(w) = &img.workdir {
+        cfg = cfg.working_dir(w.clone());
+    }
+    if let Some(u) = &img.user {
+        cfg = cfg.user(u.clone());
+    }
+    if !img.labels.is_empty() {
+        cfg = cfg.labels(img.labels.clone().into_iter().collect::<HashMap<_, _>>());
+    }
+    let cfg = cfg.build()?;
+    let history = layers
+        .iter()
+        .map(|l| {
+            HistoryBuilder::default()
+                .created(created.clone())
+                .created_by(format!("netshoot-build: {} layer", l.name))
+                .comment(format!("{} entries", l.entries))
+                .build()
+        })
+        .collect::<std::result::Result<Vec<_>, _>>()?;
+    let rootfs = RootFsBuilder::default()
+        .typ("layers")
+        .diff_ids(
+            layers
+                .iter()
+                .map(|l| l.diff_id.to_string())
+                .collect::<Vec<_>>(),
+        )
+        .build()?;
+    let mut config = ImageConfigurationBuilder::default()
+        .created(created.clone())
+        .architecture(platform.architecture.as_str())
+        .os(platform.os.as_str())
+        .config(cfg)
+        .rootfs(rootfs)
+        .history(history)
+        .build()?;
+    config.set_variant(platform.variant.clone());
+    let config_blob = layout.put_json(&config)?;
+    let layer_descs: Vec<Descriptor> = layers
+        .iter()
+        .map(|l| l.blob.descriptor(lopts.compression.layer_media_type()))
+        .collect();
+    let mut manifest = ImageManifestBuilder::default()
+        .schema_version(2u32)
+        .media_type(MediaType::ImageManifest)
+        .config(config_blob.descriptor(MT_CONFIG))
+        .layers(layer_descs)
+        .build()?;
+    if !img.annotations.is_empty() {
+        manifest.set_annotations(Some(img.annotations.clone().into_iter().collect()));
+    }
+    let manifest_blob = layout.put_json(&manifest)?;
+    Ok(BuiltImage {
+        platform: platform.clone(),
+        manifest: manifest_blob,
+        layers,
+    })
+}
+
+fn write_index(spec: &Spec, images: &[BuiltImage], layout: &OciLayout) -> Result<BlobRef> {
+    let manifests: Vec<Descriptor> = images
+        .iter()
+        .map(|i| {
+            let mut d = i.manifest.descriptor(MT_MANIFEST);
+            d.set_platform(Some(i.platform.to_oci()));
+            d
+        })
+        .collect();
+    let mut index = ImageIndexBuilder::default()
+        .schema_version(2u32)
+        .media_type(MediaType::ImageIndex)
+        .manifests(manifests)
+        .build()?;
+    if !spec.image.annotations.is_empty() {
+        index.set_annotations(Some(spec.image.annotations.clone().into_iter().collect()));
+    }
+    Ok(layout.put_json(&index)?)
+}
+
+/// The output being written: a staging layout beside the destination,
+/// merged into it only on success.
+struct Stage {
+    dest: PathBuf,
+    dir: tempfile::TempDir,
+}
+
+impl Stage {
+    fn prepare(dest: &Path) -> Result<Stage> {
+        if dest.exists() {
+            let is_layout = dest.join("oci-layout").is_file();
+            let is_empty = std::fs::read_dir(dest)
+                .map(|mut d| d.next().is_none())
+                .unwrap_or(false);
+            if !is_layout && !is_empty {
+                return Err(bad_input(format!(
+                    "--out {}: exists and is not an OCI layout; choose another folder or remove it",
+                    dest.display()
+                )));
+            }
+        }
+        let parent = match dest.parent() {
+            Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+            _ => PathBuf::from("."),
+        };
+        std::fs::create_dir_all(&parent)
+            .map_err(|e| bad_input(format!("--out {}: {e}", dest.display())))?;
+        let name = dest
+            .file_name()
+            .map(|n| n.to_string_lossy().to_string())
+            .unwrap_or_else(|| "out".into());
+        let dir = tempfile::Builder::new()
+            .prefix(&format!(".{name}.tmp-"))
+            .tempdir_in(&parent)
+            .map_err(|e| bad_input(format!("--out {}: {e}", dest.display())))?;
+        OciLayout::create(dir.path())?;
+        Ok(Stage {
+            dest: dest.to_path_buf(),
+            dir,
+        })
+    }
+
+    fn layout(&self) -> OciLayout {
+        OciLayout::create(self.dir.path()).expect("staging layout was created in prepare")
+    }
+
+    /// Moves the staged blobs into the destination (keeping those already
+    /// there), then points `index.json` at the new image: the only step a
+    /// reader can observe, and it is one rename.
+    fn commit(self, index_blob: &BlobRef, tags: &[String]) -> Result<()> {
+        let dest_layout = OciLayout::create(&self.dest)
+            .map_err(|e| bad_input(format!("--out {}: {e}", self.dest.display())))?;
+        let staged = self.dir.path().join("blobs/sha256");
+        for e in std::fs::read_dir(&staged)? {
+            let e = e?;
+            let name = e.file_name();
+            let target = self.dest.join("blobs/sha256").join(&name);
+            if !target.exists() {
+                std::fs::rename(e.path(), &target)?;
+            }
+        }
+        let mut manifests: Vec<Descriptor> = match dest_layout.read_index() {
+            Ok(idx) => idx.manifests().clone(),
+            Err(_) => Vec::new(),
+        };
+        manifests.retain(|d| {
+            !d.annotations()
+                .as_ref()
+                .and_then(|a| a.get(REF_NAME))
+                .is_some_and(|n| tags.contains(n))
+        });
+        for t in tags {
+            let mut d = index_blob.descriptor(MT_INDEX);
+            let mut ann = HashMap::new();
+            ann.insert(REF_NAME.to_string(), t.clone());
+            d.set_annotations(Some(ann));
+            manifests.push(d);
+        }
+        let index = ImageIndexBuilder::default()
+            .schema_version(2u32)
+            .media_type(MediaType::ImageIndex)
+            .manifests(manifests)
+            .build()?;
+        dest_layout.write_index(&index)?;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn formats_dates() {
+        assert_eq!(rfc3339(0), "1970-01-01T00:00:00Z");
+        assert_eq!(rfc3339(951_782_400), "2000-02-29T00:00:00Z");
+        assert_eq!(rfc3339(1_764_322_245), "2025-11-28T09:30:45Z");
+    }
+}

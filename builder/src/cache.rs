@@ -1,0 +1,142 @@
+//! The content-addressed download cache. A file gets its name (its sha256)
+//! only after its bytes were checked, through a rename, so concurrent
+//! builds and a kill at any point never leave a wrong file under a digest.
+
+use crate::error::{bad_input, network, verification, Result};
+use image_layout::HashingWriter;
+use std::io::{self, Read, Write};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// The cache folder.
+#[derive(Clone, Debug)]
+pub struct Cache {
+    root: PathBuf,
+}
+
+impl Cache {
+    /// Opens (creating) the cache: `dir` if given, else `$NETSHOOT_CACHE`,
+    /// `$XDG_CACHE_HOME/netshoot-build` or `~/.cache/netshoot-build`.
+    pub fn open(dir: Option<&Path>) -> Result<Cache> {
+        let root = match dir {
+            Some(d) => d.to_path_buf(),
+            None => default_dir(),
+        };
+        std::fs::create_dir_all(root.join("blobs/sha256"))
+            .map_err(|e| bad_input(format!("cache {}: {e}", root.display())))?;
+        Ok(Cache { root })
+    }
+
+    /// The cache's folder.
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// Where the blob with sha256 `hex` lives.
+    pub fn blob_path(&self, hex: &str) -> PathBuf {
+        self.root.join("blobs/sha256").join(hex)
+    }
+
+    /// Returns the cached file for `sha256`, downloading `url` first when
+    /// it is not cached. The download is checked against `sha256` before
+    /// it is kept; a mismatch is an error naming the URL and both digests.
+    pub fn fetch(&self, url: &str, sha256: &str) -> Result<PathBuf> {
+        let dest = self.blob_path(sha256);
+        if dest.is_file() {
+            return Ok(dest);
+        }
+        let (tmp, got) = self.download(url)?;
+        if got != sha256 {
+            return Err(verification(format!(
+                "{url}: sha256 mismatch: downloaded {got}, spec pins {sha256}"
+            )));
+        }
+        tmp.persist(&dest)
+            .map_err(|e| bad_input(format!("cache {}: {}", dest.display(), e.error)))?;
+        Ok(dest)
+    }
+
+    /// Downloads `url` into a temporary file of the cache and returns it
+    /// with its sha256, for callers that learn the digest (a lock's first
+    /// download).
+    pub fn download(&self, url: &str) -> Result<(tempfile::NamedTempFile, String)> {
+        let tmp = tempfile::Builder::new()
+            .prefix(".tmp-")
+            .tempfile_in(self.root.join("blobs/sha256"))
+            .map_err(|e| bad_input(format!("cache {}: {e}", self.root.display())))?;
+        let mut w = HashingWriter::new(io::BufWriter::new(tmp));
+        get_into(url, &mut w)?;
+        let (buf, digest, _) = w.finish();
+        let tmp = buf
+            .into_inner()
+            .map_err(|e| bad_input(format!("cache write: {}", e.error())))?;
+        Ok((tmp, digest.hex().to_string()))
+    }
+}
+
+fn default_dir() -> PathBuf {
+    if let Some(d) = std::env::var_os("NETSHOOT_CACHE") {
+        return PathBuf::from(d);
+    }
+    if let Some(d) = std::env::var_os("XDG_CACHE_HOME") {
+        return PathBuf::from(d).join("netshoot-build");
+    }
+    let home = std::env::var_os("HOME").unwrap_or_else(|| "/tmp".into());
+    PathBuf::from(home).join(".cache/netshoot-build")
+}
+
+/// A blocking HTTP client for downloads: HTTP/1.1, rustls with the system
+/// roots, bounded timeouts so nothing hangs.
+pub fn http_client() -> Result<reqwest::blocking::Client> {
+    reqwest::blocking::Client::builder()
+        .user_agent(concat!("netshoot-build/", env!("CARGO_PKG_VERSION")))
+        .connect_timeout(Duration::from_secs(20))
+        .timeout(Duration::from_secs(600))
+        .http1_only()
+        .build()
+        .map_err(|e| network(format!("cannot start an HTTP client: {e}")))
+}
+
+/// Streams the body of `url` into `out`. A `file://` URL is read from disk.
+pub fn get_into(url: &str, out: &mut impl Write) -> Result<u64> {
+    if let Some(path) = url.strip_prefix("file://") {
+        let mut f = std::fs::File::open(path).map_err(|e| bad_input(format!("{url}: {e}")))?;
+        return io::copy(&mut f, out).map_err(|e| bad_input(format!("{url}: {e}")));
+    }
+    let client = http_client()?;
+    let mut resp = client
+        .get(url)
+        .send()
+        .map_err(|e| network(format!("{url}: {}", error_chain(&e))))?;
+    if !resp.status().is_success() {
+        return Err(network(format!("{url}: HTTP {}", resp.status())));
+    }
+    let mut buf = vec![0u8; 256 * 1024];
+    let mut total = 0u64;
+    loop {
+        let n = resp
+            .read(&mut buf)
+            .map_err(|e| network(format!("{url}: download interrupted: {e}")))?;
+        if n == 0 {
+            break;
+        }
+        out.write_all(&buf[..n])
+            .map_err(|e| bad_input(format!("writing {url} to the cache: {e}")))?;
+        total += n as u64;
+    }
+    Ok(total)
+}
+
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut s = e.to_string();
+    let mut cur = e.source();
+    while let Some(c) = cur {
+        let t = c.to_string();
+        if !s.contains(&t) {
+            s.push_str(": ");
+            s.push_str(&t);
+        }
+        cur = c.source();
+    }
+    s
+}

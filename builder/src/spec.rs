@@ -1,0 +1,325 @@
+//! The toolset spec (`tools/netshoot.toml`): what goes into the image and
+//! how the image is configured. Parsing is strict: an unknown key, a wrong
+//! type or an unknown platform is an error naming the file and the key.
+
+use crate::error::{bad_input, Result};
+use anyhow::Context;
+use image_layout::Platform;
+use serde::{Deserialize, Deserializer};
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+/// The whole spec file.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Spec {
+    /// Platforms to build, e.g. `["linux/amd64", "linux/arm64"]`.
+    #[serde(deserialize_with = "platforms")]
+    pub platforms: Vec<Platform>,
+    /// Image configuration.
+    pub image: ImageSpec,
+    /// Files and folders from the repository.
+    #[serde(default)]
+    pub local: Vec<LocalSource>,
+    /// Files or archives fetched by URL, pinned by sha256 per platform.
+    #[serde(default)]
+    pub url: Vec<UrlSource>,
+    /// Where the spec was read from (set after parsing).
+    #[serde(skip)]
+    pub path: PathBuf,
+}
+
+/// The image's name, tag and runtime configuration.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ImageSpec {
+    /// Repository name used for `docker load` tags (`netshoot`).
+    pub name: String,
+    /// Default tag.
+    pub tag: String,
+    /// ENTRYPOINT.
+    #[serde(default)]
+    pub entrypoint: Option<Vec<String>>,
+    /// CMD.
+    #[serde(default)]
+    pub cmd: Option<Vec<String>>,
+    /// Environment, `NAME=value`, in order.
+    #[serde(default)]
+    pub env: Vec<String>,
+    /// Working directory.
+    #[serde(default)]
+    pub workdir: Option<String>,
+    /// User (`uid:gid` or a name).
+    #[serde(default)]
+    pub user: Option<String>,
+    /// Config labels.
+    #[serde(default)]
+    pub labels: BTreeMap<String, String>,
+    /// Manifest and index annotations.
+    #[serde(default)]
+    pub annotations: BTreeMap<String, String>,
+}
+
+/// A file or folder of the repository placed into the image.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LocalSource {
+    /// Path relative to the spec file's folder.
+    pub src: PathBuf,
+    /// Absolute path in the image.
+    pub dest: String,
+    /// Permission bits; default 0755 for executables and folders, else 0644.
+    #[serde(default, deserialize_with = "mode")]
+    pub mode: Option<u32>,
+    /// `uid:gid`; default `0:0`.
+    #[serde(default, deserialize_with = "owner")]
+    pub owner: Option<(u32, u32)>,
+}
+
+/// A pinned download, one per platform.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UrlSource {
+    /// A name for messages and the layer history.
+    pub name: String,
+    /// Absolute install path in the image.
+    pub dest: String,
+    /// Permission bits (default 0755).
+    #[serde(default, deserialize_with = "mode")]
+    pub mode: Option<u32>,
+    /// `uid:gid`; default `0:0`.
+    #[serde(default, deserialize_with = "owner")]
+    pub owner: Option<(u32, u32)>,
+    /// Per platform: where to fetch and what to expect.
+    pub platform: BTreeMap<String, UrlArtifact>,
+}
+
+/// One platform's download of a [`UrlSource`].
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UrlArtifact {
+    /// The URL.
+    pub url: String,
+    /// sha256 (hex) of the downloaded bytes.
+    pub sha256: String,
+    /// For a `.tar.gz`: the member to install.
+    #[serde(default)]
+    pub path: Option<String>,
+    /// `file` or `tar.gz`; guessed from the URL when absent.
+    #[serde(default)]
+    pub format: Option<UrlFormat>,
+}
+
+/// How a downloaded artifact is unpacked.
+#[derive(Clone, Copy, Debug, Deserialize, PartialEq, Eq)]
+pub enum UrlFormat {
+    /// The download is the file itself.
+    #[serde(rename = "file")]
+    File,
+    /// A gzip-compressed tar holding the file at `path`.
+    #[serde(rename = "tar.gz")]
+    TarGz,
+}
+
+impl UrlArtifact {
+    /// The artifact's format, from `format` or the URL's suffix.
+    pub fn format(&self) -> UrlFormat {
+        self.format.unwrap_or_else(|| {
+            let u = self.url.split(['?', '#']).next().unwrap_or("");
+            if u.ends_with(".tar.gz") || u.ends_with(".tgz") {
+                UrlFormat::TarGz
+            } else {
+                UrlFormat::File
+            }
+        })
+    }
+}
+
+fn platforms<'de, D: Deserializer<'de>>(d: D) -> std::result::Result<Vec<Platform>, D::Error> {
+    let raw: Vec<String> = Vec::deserialize(d)?;
+    if raw.is_empty() {
+        return Err(serde::de::Error::custom("at least one platform is needed"));
+    }
+    let mut out: Vec<Platform> = Vec::new();
+    for s in raw {
+        let p: Platform = s.parse().map_err(serde::de::Error::custom)?;
+        if out.contains(&p) {
+            return Err(serde::de::Error::custom(format!(
+                "platform {p} listed twice"
+            )));
+        }
+        out.push(p);
+    }
+    Ok(out)
+}
+
+/// Accepts `0o755` (a TOML integer) or `"0755"` (an octal string).
+fn mode<'de, D: Deserializer<'de>>(d: D) -> std::result::Result<Option<u32>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Raw {
+        Int(i64),
+        Str(String),
+    }
+    let v = match Raw::deserialize(d)? {
+        Raw::Int(i) => {
+            u32::try_from(i).map_err(|_| serde::de::Error::custom("mode out of range"))?
+        }
+        Raw::Str(s) => u32::from_str_radix(s.trim_start_matches("0o"), 8).map_err(|_| {
+            serde::de::Error::custom(format!("mode {s:?} is not an octal number like \"0755\""))
+        })?,
+    };
+    if v > 0o7777 {
+        return Err(serde::de::Error::custom(format!(
+            "mode {v:o} has bits beyond 07777"
+        )));
+    }
+    Ok(Some(v))
+}
+
+fn owner<'de, D: Deserializer<'de>>(d: D) -> std::result::Result<Option<(u32, u32)>, D::Error> {
+    let s = String::deserialize(d)?;
+    let parse = |x: &str| x.parse::<u32>().ok();
+    match s.split_once(':') {
+        Some((u, g)) if parse(u).is_some() && parse(g).is_some() => {
+            Ok(Some((parse(u).unwrap_or(0), parse(g).unwrap_or(0))))
+        }
+        _ => Err(serde::de::Error::custom(format!(
+            "owner {s:?} must be numeric uid:gid, like \"0:0\""
+        ))),
+    }
+}
+
+impl Spec {
+    /// Reads and checks the spec at `path`.
+    pub fn load(path: &Path) -> Result<Spec> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| bad_input(format!("{}: cannot read spec: {e}", path.display())))?;
+        let mut spec: Spec = toml::from_str(&text).map_err(|e| {
+            // toml's message carries the line, column and key; keep it on one line.
+            let msg = e.message().to_string();
+            let loc = e
+                .span()
+                .map(|s| {
+                    let line = text[..s.start.min(text.len())].matches('\n').count() + 1;
+                    format!(" (line {line})")
+                })
+                .unwrap_or_default();
+            bad_input(format!("{}{loc}: {msg}", path.display()))
+        })?;
+        spec.path = path.to_path_buf();
+        spec.check()
+            .with_context(|| format!("{}", path.display()))?;
+        Ok(spec)
+    }
+
+    fn check(&self) -> Result<()> {
+        let abs = |what: &str, p: &str| -> Result<()> {
+            if !p.starts_with('/') {
+                return Err(bad_input(format!(
+                    "{what} {p:?} must be an absolute path in the image"
+                )));
+            }
+            image_layout::tree::normalize_path(p).map_err(|e| bad_input(format!("{what}: {e}")))?;
+            Ok(())
+        };
+        for l in &self.local {
+            abs("local.dest", &l.dest)?;
+        }
+        for u in &self.url {
+            abs(&format!("url {:?} dest", u.name), &u.dest)?;
+            for (p, a) in &u.platform {
+                let plat: Platform = p
+                    .parse()
+                    .map_err(|e| bad_input(format!("url {:?}: platform key: {e}", u.name)))?;
+                if image_layout::Digest::from_hex(&a.sha256).is_err() {
+                    return Err(bad_input(format!(
+                        "url {:?} for {plat}: sha256 {:?} is not 64 lowercase hex digits",
+                        u.name, a.sha256
+                    )));
+                }
+                if a.format() == UrlFormat::TarGz && a.path.is_none() {
+                    return Err(bad_input(format!(
+                        "url {:?} for {plat}: a .tar.gz needs `path`, the member to install",
+                        u.name
+                    )));
+                }
+            }
+        }
+        if self.image.name.is_empty() || self.image.tag.is_empty() {
+            return Err(bad_input("image.name and image.tag must not be empty"));
+        }
+        Ok(())
+    }
+
+    /// The folder local sources are relative to.
+    pub fn base_dir(&self) -> PathBuf {
+        self.path
+            .parent()
+            .map(Path::to_path_buf)
+            .unwrap_or_else(|| PathBuf::from("."))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn load(text: &str) -> Result<Spec> {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("s.toml");
+        std::fs::write(&p, text).unwrap();
+        Spec::load(&p)
+    }
+
+    const OK: &str = r#"
+platforms = ["linux/amd64", "linux/arm/v7"]
+[image]
+name = "netshoot"
+tag = "t"
+cmd = ["zsh"]
+[[local]]
+src = "f"
+dest = "/etc/f"
+mode = "0600"
+owner = "1:2"
+[[url]]
+name = "x"
+dest = "/usr/bin/x"
+mode = 0o755
+[url.platform."linux/amd64"]
+url = "http://127.0.0.1/x.tar.gz"
+sha256 = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
+path = "x"
+"#;
+
+    #[test]
+    fn parses_a_full_spec() {
+        let s = load(OK).unwrap();
+        assert_eq!(s.platforms.len(), 2);
+        assert_eq!(s.local[0].mode, Some(0o600));
+        assert_eq!(s.local[0].owner, Some((1, 2)));
+        assert_eq!(s.url[0].mode, Some(0o755));
+        assert_eq!(s.url[0].platform["linux/amd64"].format(), UrlFormat::TarGz);
+    }
+
+    #[test]
+    fn errors_name_the_key() {
+        let e = load(&OK.replace("cmd =", "cmdd ="))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("cmdd") && e.contains("s.toml"), "{e}");
+        let e = load(&OK.replace("linux/arm/v7", "linux/sparc"))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("linux/sparc"), "{e}");
+        let e = load(&OK.replace("\"0600\"", "\"9\""))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("mode"), "{e}");
+        let e = load(&OK.replace("tag = \"t\"", "tag = 3"))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("line") && e.contains("string"), "{e}");
+    }
+}

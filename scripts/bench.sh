@@ -1,0 +1,65 @@
+#!/usr/bin/env bash
+# `make bench`: side-by-side measurements, written to bench/report.md.
+#
+# Layer writing: a ~200 MB tree (a copy of the host's /usr/lib/<triplet>,
+# topped up to the size) written as one gzip layer by `netshoot-build
+# build`, against `tar --sort=name -cf - DIR | gzip -6`, in the same run,
+# alternating, 3 rounds each; wall time and peak RSS from /usr/bin/time.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+cargo build --release -q -p netshoot-build
+BIN=$PWD/target/release/netshoot-build
+WORK=$(mktemp -d /tmp/netshoot-bench.XXXXXX)
+trap 'rm -rf "$WORK"' EXIT
+mkdir -p bench
+REPORT=bench/report.md
+
+TREE=$WORK/tree
+mkdir -p "$TREE"
+SRC=/usr/lib/$(gcc -print-multiarch 2>/dev/null || echo x86_64-linux-gnu)
+cp -a "$SRC" "$TREE/lib" 2>/dev/null || true
+size_mb() { du -sm "$1" | cut -f1; }
+i=0
+while [ "$(size_mb "$TREE")" -lt 200 ] && [ $i -lt 50 ]; do
+  cp -a /usr/share "$TREE/share$i" 2>/dev/null || true
+  i=$((i + 1))
+done
+MB=$(size_mb "$TREE")
+
+cat > "$WORK/spec.toml" <<SPEC
+platforms = ["linux/amd64"]
+[image]
+name = "bench"
+tag = "bench"
+[[local]]
+src = "$TREE"
+dest = "/data"
+SPEC
+
+t() { /usr/bin/time -f "%e %M" "$@" 2>&1 >/dev/null | tail -1; }
+ours=(); theirs=(); ours_rss=(); theirs_rss=()
+for round in 1 2 3; do
+  rm -rf "$WORK/out"
+  read -r s r < <(t "$BIN" build -q --spec "$WORK/spec.toml" --out "$WORK/out" --cache "$WORK/cache")
+  ours+=("$s"); ours_rss+=("$r")
+  read -r s r < <(t sh -c "tar --sort=name -cf - -C '$TREE' . | gzip -6 > '$WORK/ref.tar.gz'")
+  theirs+=("$s"); theirs_rss+=("$r")
+done
+median() { printf '%s\n' "$@" | sort -n | sed -n 2p; }
+mo=$(median "${ours[@]}"); mt=$(median "${theirs[@]}")
+ro=$(median "${ours_rss[@]}"); rt=$(median "${theirs_rss[@]}")
+ratio=$(python3 -c "print(f'{$mt/$mo:.2f}')")
+osize=$(du -b "$WORK"/out/blobs/sha256/* | sort -n | tail -1 | cut -f1)
+tsize=$(stat -c %s "$WORK/ref.tar.gz")
+{
+  echo "# netshoot-build benchmarks ($(date -u +%Y-%m-%dT%H:%MZ), $(nproc) cores)"
+  echo
+  echo "## Layer writing, ${MB} MB tree, gzip level 6 (median of 3, alternating)"
+  echo
+  echo "| | wall s | peak RSS KB | output bytes |"
+  echo "|---|---|---|---|"
+  echo "| netshoot-build build | $mo | $ro | $osize |"
+  echo "| tar --sort=name \| gzip -6 | $mt | $rt | $tsize |"
+  echo
+  echo "Speed-up: ${ratio}x. Raw: ours ${ours[*]}; tar|gzip ${theirs[*]}."
+} | tee "$REPORT"

@@ -1,0 +1,315 @@
+//! Helpers shared by the end-to-end tests: the real binary, a loopback
+//! file server, fixtures built by the tests themselves, and wrappers for
+//! the real consumers (skopeo, umoci, runc, podman).
+#![allow(dead_code)]
+
+use std::collections::BTreeMap;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+/// The netshoot-build binary under test.
+pub fn bin() -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_netshoot-build"));
+    c.env_remove("SOURCE_DATE_EPOCH");
+    c
+}
+
+/// Runs a command, returning its output; panics with the command line and
+/// stderr if it cannot be started.
+pub fn run(cmd: &mut Command) -> Output {
+    let out = cmd
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"));
+    out
+}
+
+/// Runs a command that must succeed and returns its stdout.
+pub fn ok(cmd: &mut Command) -> String {
+    let out = run(cmd);
+    assert!(
+        out.status.success(),
+        "{cmd:?} failed ({}):\nstdout: {}\nstderr: {}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).to_string()
+}
+
+/// A static file server on 127.0.0.1 for url sources. It serves the files
+/// put into its map and counts requests; it stops when dropped.
+pub struct FileServer {
+    pub port: u16,
+    files: Arc<Mutex<BTreeMap<String, Vec<u8>>>>,
+    pub requests: Arc<AtomicU64>,
+    stop: Arc<AtomicBool>,
+}
+
+impl FileServer {
+    pub fn start() -> FileServer {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind loopback");
+        listener.set_nonblocking(true).unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let files: Arc<Mutex<BTreeMap<String, Vec<u8>>>> = Default::default();
+        let requests = Arc::new(AtomicU64::new(0));
+        let stop = Arc::new(AtomicBool::new(false));
+        let (f, r, s) = (files.clone(), requests.clone(), stop.clone());
+        std::thread::spawn(move || {
+            // Bounded: the loop ends when the server is dropped, and each
+            // connection is served with timeouts.
+            while !s.load(Ordering::Relaxed) {
+                match listener.accept() {
+                    Ok((mut conn, _)) => {
+                        conn.set_nonblocking(false).ok();
+                        conn.set_read_timeout(Some(Duration::from_secs(10))).ok();
+                        r.fetch_add(1, Ordering::Relaxed);
+                        let mut reader = BufReader::new(conn.try_clone().unwrap());
+                        let mut line = String::new();
+                        if reader.read_line(&mut line).is_err() {
+                            continue;
+                        }
+                        loop {
+                            let mut h = String::new();
+                            if reader.read_line(&mut h).is_err() || h.trim().is_empty() {
+                                break;
+                            }
+                        }
+                        let path = line.split_whitespace().nth(1).unwrap_or("/").to_string();
+                        let body = f.lock().unwrap().get(&path).cloned();
+                        let resp = match body {
+                            Some(b) => {
+                                let mut v = format!(
+                                    "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+                                    b.len()
+                                )
+                                .into_bytes();
+                                v.extend_from_slice(&b);
+                                v
+                            }
+                            None => b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n".to_vec(),
+                        };
+                        let _ = conn.write_all(&resp);
+                    }
+                    Err(_) => std::thread::sleep(Duration::from_millis(5)),
+                }
+            }
+        });
+        FileServer {
+            port,
+            files,
+            requests,
+            stop,
+        }
+    }
+
+    /// Serves `data` at `path` and returns its URL.
+    pub fn put(&self, path: &str, data: Vec<u8>) -> String {
+        self.files.lock().unwrap().insert(path.to_string(), data);
+        format!("http://127.0.0.1:{}{path}", self.port)
+    }
+}
+
+impl Drop for FileServer {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+    }
+}
+
+/// sha256 hex of `data`, computed by the system's `sha256sum` so the tests
+/// do not trust the code under test for expected digests.
+pub fn sha256_hex(data: &[u8]) -> String {
+    let mut child = Command::new("sha256sum")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("sha256sum");
+    child.stdin.take().unwrap().write_all(data).unwrap();
+    let out = child.wait_with_output().unwrap();
+    String::from_utf8_lossy(&out.stdout)
+        .split_whitespace()
+        .next()
+        .unwrap()
+        .to_string()
+}
+
+/// Compiles tests/fixtures/hello.c statically for the host (amd64).
+pub fn hello_binary(dir: &Path) -> PathBuf {
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures/hello.c");
+    let out = dir.join("hello");
+    ok(Command::new("gcc")
+        .args(["-static", "-O2", "-o"])
+        .arg(&out)
+        .arg(&src));
+    out
+}
+
+/// A gzip-compressed tar holding `name` with `data`, made by GNU tar.
+pub fn tar_gz(dir: &Path, name: &str, data: &[u8]) -> Vec<u8> {
+    let stage = dir.join("tgz-stage");
+    std::fs::create_dir_all(&stage).unwrap();
+    let p = stage.join(name);
+    std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+    std::fs::write(&p, data).unwrap();
+    let archive = dir.join(format!("{}.tar.gz", name.replace('/', "_")));
+    ok(Command::new("tar")
+        .arg("-czf")
+        .arg(&archive)
+        .arg("-C")
+        .arg(&stage)
+        .arg(name));
+    std::fs::read(archive).unwrap()
+}
+
+/// Every file under `dir` with its content, for "untouched" checks.
+pub fn snapshot(dir: &Path) -> BTreeMap<PathBuf, Vec<u8>> {
+    let mut out = BTreeMap::new();
+    fn walk(base: &Path, d: &Path, out: &mut BTreeMap<PathBuf, Vec<u8>>) {
+        let Ok(rd) = std::fs::read_dir(d) else { return };
+        for e in rd.flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                walk(base, &p, out);
+            } else {
+                let mut v = Vec::new();
+                std::fs::File::open(&p).unwrap().read_to_end(&mut v).unwrap();
+                out.insert(p.strip_prefix(base).unwrap().to_path_buf(), v);
+            }
+        }
+    }
+    walk(dir, dir, &mut out);
+    out
+}
+
+/// Copies one platform of `layout:tag` into a single-image layout with
+/// skopeo, unpacks it with umoci and returns the bundle folder.
+pub fn umoci_bundle(layout: &Path, tag: &str, work: &Path) -> PathBuf {
+    let single = work.join("single");
+    ok(Command::new("skopeo")
+        .args(["copy", "--override-arch", "amd64", "--override-os", "linux"])
+        .arg(format!("oci:{}:{tag}", layout.display()))
+        .arg(format!("oci:{}:amd64", single.display())));
+    let bundle = work.join("bundle");
+    ok(Command::new("umoci")
+        .args(["unpack", "--image"])
+        .arg(format!("{}:amd64", single.display()))
+        .arg(&bundle));
+    bundle
+}
+
+/// Runs `args` in the bundle with runc (no terminal) and returns stdout.
+pub fn runc_run(bundle: &Path, id: &str, args: &[&str]) -> String {
+    let cfg_path = bundle.join("config.json");
+    let mut cfg: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&cfg_path).unwrap()).unwrap();
+    cfg["process"]["terminal"] = serde_json::Value::Bool(false);
+    cfg["process"]["args"] = serde_json::json!(args);
+    std::fs::write(&cfg_path, serde_json::to_vec_pretty(&cfg).unwrap()).unwrap();
+    let _ = Command::new("runc").args(["delete", "-f", id]).output();
+    let out = run(Command::new("timeout")
+        .args(["120", "runc", "run", "--bundle"])
+        .arg(bundle)
+        .arg(id));
+    let _ = Command::new("runc").args(["delete", "-f", id]).output();
+    assert!(
+        out.status.success(),
+        "runc run {args:?} failed: {}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).to_string()
+}
+
+/// A podman with private storage under `dir`, vfs driver, no network
+/// setup, and the containers.conf this machine needs (the hard open-files
+/// limit is 20000, below podman's default).
+pub struct Podman {
+    dir: PathBuf,
+}
+
+impl Podman {
+    pub fn new(dir: &Path) -> Podman {
+        std::fs::create_dir_all(dir).unwrap();
+        std::fs::write(
+            dir.join("containers.conf"),
+            "[containers]\ndefault_ulimits = []\n",
+        )
+        .unwrap();
+        Podman {
+            dir: dir.to_path_buf(),
+        }
+    }
+
+    pub fn cmd(&self) -> Command {
+        let mut c = Command::new("podman");
+        c.env("CONTAINERS_CONF", self.dir.join("containers.conf"))
+            .arg("--root")
+            .arg(self.dir.join("root"))
+            .arg("--runroot")
+            .arg(self.dir.join("runroot"))
+            .args(["--storage-driver", "vfs", "--cgroup-manager", "cgroupfs", "--events-backend", "file"]);
+        c
+    }
+}
+
+impl Drop for Podman {
+    fn drop(&mut self) {
+        let _ = self.cmd().args(["rm", "-af"]).output();
+        let _ = self.cmd().args(["rmi", "-af"]).output();
+        // vfs layers may hold read-only files; unmount leftovers first.
+        let _ = Command::new("umount")
+            .arg("-R")
+            .arg(self.dir.join("runroot"))
+            .output();
+    }
+}
+
+/// A minimal two-platform spec with a url source per platform and a local
+/// file, written into `dir`, served from `server`. Returns the spec path.
+pub fn write_fixture_spec(dir: &Path, server: &FileServer, hello: &Path) -> PathBuf {
+    let data = std::fs::read(hello).unwrap();
+    let tgz = tar_gz(dir, "bin/hello", &data);
+    let amd = server.put("/hello-amd64.tar.gz", tgz.clone());
+    // arm64 gets the raw file form (the content does not matter: nothing
+    // runs it; the test checks both download forms).
+    let arm = server.put("/hello-arm64", data.clone());
+    std::fs::create_dir_all(dir.join("files")).unwrap();
+    std::fs::write(dir.join("files/motd"), "welcome to netshoot\n").unwrap();
+    let spec = format!(
+        r#"platforms = ["linux/amd64", "linux/arm64"]
+
+[image]
+name = "netshoot"
+tag = "test"
+cmd = ["/usr/local/bin/hello", "/etc/motd"]
+env = ["PATH=/usr/local/bin:/usr/bin:/bin"]
+workdir = "/root"
+labels = {{ "org.opencontainers.image.title" = "netshoot" }}
+
+[[local]]
+src = "files/motd"
+dest = "/etc/motd"
+
+[[url]]
+name = "hello"
+dest = "/usr/local/bin/hello"
+mode = 0o755
+[url.platform."linux/amd64"]
+url = "{amd}"
+sha256 = "{}"
+path = "bin/hello"
+[url.platform."linux/arm64"]
+url = "{arm}"
+sha256 = "{}"
+"#,
+        sha256_hex(&tgz),
+        sha256_hex(&data)
+    );
+    let p = dir.join("netshoot.toml");
+    std::fs::write(&p, spec).unwrap();
+    p
+}

@@ -33,7 +33,11 @@ impl Paragraph {
     /// Sets field `name`, replacing an existing one in place or appending.
     pub fn set(&mut self, name: &str, value: impl Into<String>) {
         let value = value.into();
-        match self.fields.iter_mut().find(|(k, _)| k.eq_ignore_ascii_case(name)) {
+        match self
+            .fields
+            .iter_mut()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+        {
             Some(slot) => slot.1 = value,
             None => self.fields.push((name.to_string(), value)),
         }
@@ -121,7 +125,8 @@ pub fn parse_paragraphs(text: &str) -> Result<Vec<Paragraph>, ParseError> {
                 reason: format!("bad field name {name:?}"),
             });
         }
-        cur.fields.push((name.to_string(), value.trim().to_string()));
+        cur.fields
+            .push((name.to_string(), value.trim().to_string()));
     }
     if !cur.is_empty() {
         out.push(cur);
@@ -135,7 +140,8 @@ mod tests {
 
     #[test]
     fn parses_multiline_and_roundtrips() {
-        let text = "Package: a\nDescription: short\n long\n .\n more\n\n# c\nPackage: b\nversion: 1\n";
+        let text =
+            "Package: a\nDescription: short\n long\n .\n more\n\n# c\nPackage: b\nversion: 1\n";
         let ps = parse_paragraphs(text).unwrap();
         assert_eq!(ps.len(), 2);
         assert_eq!(ps[0].get("description"), Some("short\nlong\n\nmore"));

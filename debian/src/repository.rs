@@ -1,0 +1,339 @@
+//! Fetching a repository's signed metadata and `Packages` index, verified
+//! end to end: the `InRelease` signature against a keyring, then the
+//! index's sha256 and size against the signed `Release`.
+
+use std::io::Read;
+use std::time::{Duration, SystemTime};
+
+use sha2::{Digest, Sha256};
+
+use crate::packages::{parse_packages, Package, PackagesError};
+use crate::release::{verify_detached, verify_inrelease, Release, ReleaseError};
+
+/// A failed download.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum FetchError {
+    /// The server (or file system) says the resource does not exist;
+    /// callers use this to fall back to another file name.
+    #[error("{url}: not found")]
+    NotFound {
+        /// What was requested.
+        url: String,
+    },
+    /// Anything else: connection, timeout, server error, I/O.
+    #[error("{url}: {reason}")]
+    Other {
+        /// What was requested.
+        url: String,
+        /// What went wrong.
+        reason: String,
+    },
+}
+
+/// Something that can download a URL in full.
+///
+/// Tests substitute an in-memory implementation; the builder wraps one
+/// with its cache.
+pub trait Fetch {
+    /// The whole body of `url`.
+    fn get(&self, url: &str) -> Result<Vec<u8>, FetchError>;
+}
+
+/// [`Fetch`] over HTTP(S) with `reqwest`, plus `file://` URLs read from
+/// the local file system (a local mirror, or fixtures in tests).
+#[derive(Debug, Clone)]
+pub struct HttpFetch {
+    client: reqwest::blocking::Client,
+}
+
+impl HttpFetch {
+    /// A client with a connect timeout and an overall per-request
+    /// `timeout` (a stalled mirror must not hang a build forever).
+    pub fn new(timeout: Duration) -> Result<HttpFetch, FetchError> {
+        let client = reqwest::blocking::Client::builder()
+            .connect_timeout(Duration::from_secs(30).min(timeout))
+            .timeout(timeout)
+            .user_agent(concat!("netshoot-build/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .map_err(|e| FetchError::Other {
+                url: String::new(),
+                reason: format!("cannot build HTTP client: {e}"),
+            })?;
+        Ok(HttpFetch { client })
+    }
+}
+
+impl Fetch for HttpFetch {
+    fn get(&self, url: &str) -> Result<Vec<u8>, FetchError> {
+        let other = |reason: String| FetchError::Other {
+            url: url.to_string(),
+            reason,
+        };
+        if let Some(path) = url.strip_prefix("file://") {
+            return match std::fs::read(path) {
+                Ok(b) => Ok(b),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => Err(FetchError::NotFound {
+                    url: url.to_string(),
+                }),
+                Err(e) => Err(other(e.to_string())),
+            };
+        }
+        let resp = self
+            .client
+            .get(url)
+            .send()
+            .map_err(|e| other(e.to_string()))?;
+        let status = resp.status();
+        // Some mirrors answer 403 or 410 for files they do not carry.
+        if status == reqwest::StatusCode::NOT_FOUND || status == reqwest::StatusCode::GONE {
+            return Err(FetchError::NotFound {
+                url: url.to_string(),
+            });
+        }
+        if !status.is_success() {
+            return Err(other(format!("HTTP status {status}")));
+        }
+        resp.bytes()
+            .map(|b| b.to_vec())
+            .map_err(|e| other(format!("reading body: {e}")))
+    }
+}
+
+/// A verified `Packages` index of one suite/component/architecture.
+#[derive(Debug, Clone)]
+pub struct Index {
+    /// Repository base URL (without trailing `/`).
+    pub base_url: String,
+    /// Suite or codename as requested (`trixie`, `trixie-security`).
+    pub suite: String,
+    /// Component (`main`).
+    pub component: String,
+    /// Architecture (`amd64`, `all`, ...).
+    pub arch: String,
+    /// The verified Release.
+    pub release: Release,
+    /// sha256 of the `InRelease` (or `Release`) bytes, for the lockfile.
+    pub release_digest: String,
+    /// URL the `Packages` file was fetched from.
+    pub packages_url: String,
+    /// Its path relative to `dists/SUITE/` as listed in the Release.
+    pub packages_path: String,
+    /// sha256 of the fetched (compressed) `Packages` file, as verified.
+    pub packages_sha256: String,
+    /// Its size in bytes.
+    pub packages_size: u64,
+    /// The parsed packages.
+    pub packages: Vec<Package>,
+}
+
+/// Why an index could not be loaded.
+#[derive(Debug, thiserror::Error)]
+pub enum RepositoryError {
+    /// A download failed.
+    #[error(transparent)]
+    Fetch(#[from] FetchError),
+    /// The Release signature or content did not verify.
+    #[error("{url}: {source}")]
+    Release {
+        /// The Release file's URL.
+        url: String,
+        /// The verification failure.
+        source: ReleaseError,
+    },
+    /// The Release does not list the index at all.
+    #[error("{url}: {path} is not listed in the SHA256 field of the Release")]
+    NotListed {
+        /// The Release's URL.
+        url: String,
+        /// The index path looked for.
+        path: String,
+    },
+    /// None of `Packages.xz`, `Packages.gz`, `Packages` exists.
+    #[error("{url}: no Packages index (tried .xz, .gz and uncompressed)")]
+    NoIndex {
+        /// The directory URL tried.
+        url: String,
+    },
+    /// The downloaded bytes are not what the Release promises.
+    #[error("{url}: {what} mismatch: Release says {expected}, got {actual}")]
+    Mismatch {
+        /// The index URL.
+        url: String,
+        /// `sha256` or `size`.
+        what: &'static str,
+        /// From the Release.
+        expected: String,
+        /// Of the bytes fetched.
+        actual: String,
+    },
+    /// Decompression failed.
+    #[error("{url}: cannot decompress: {reason}")]
+    Decompress {
+        /// The index URL.
+        url: String,
+        /// The decoder's message.
+        reason: String,
+    },
+    /// The index does not parse.
+    #[error("{url}: {source}")]
+    Packages {
+        /// The index URL.
+        url: String,
+        /// The parse failure.
+        source: PackagesError,
+    },
+}
+
+/// sha256 of `data`, lowercase hex.
+fn sha256_hex(data: &[u8]) -> String {
+    hex::encode(Sha256::digest(data))
+}
+
+/// Fetches and verifies `dists/SUITE/InRelease` (or `Release` +
+/// `Release.gpg` when there is no InRelease) from `base_url`.
+pub fn load_release(
+    fetch: &dyn Fetch,
+    base_url: &str,
+    suite: &str,
+    keyring: &[u8],
+    now: SystemTime,
+) -> Result<Release, RepositoryError> {
+    let dists = format!("{}/dists/{suite}", base_url.trim_end_matches('/'));
+    let inrelease_url = format!("{dists}/InRelease");
+    match fetch.get(&inrelease_url) {
+        Ok(bytes) => {
+            verify_inrelease(&bytes, keyring, now).map_err(|source| RepositoryError::Release {
+                url: inrelease_url,
+                source,
+            })
+        }
+        Err(FetchError::NotFound { .. }) => {
+            let release_url = format!("{dists}/Release");
+            let release = fetch.get(&release_url)?;
+            let sig = fetch.get(&format!("{dists}/Release.gpg"))?;
+            verify_detached(&release, &sig, keyring, now).map_err(|source| {
+                RepositoryError::Release {
+                    url: release_url,
+                    source,
+                }
+            })
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// Fetches, verifies, decompresses and parses
+/// `BASE/dists/SUITE/COMPONENT/binary-ARCH/Packages{.xz,.gz,}`.
+///
+/// The Release is verified with `keyring` at `now` first; each index
+/// candidate is then checked against the Release's `SHA256` entry (size
+/// and digest) before a byte of it is decompressed. A format the Release
+/// does not list, or the server does not have, is skipped; one that is
+/// there but does not match the Release is an error rather than a reason
+/// to fall back, so that a broken or tampered mirror is seen.
+pub fn load_index(
+    fetch: &dyn Fetch,
+    base_url: &str,
+    suite: &str,
+    component: &str,
+    arch: &str,
+    keyring: &[u8],
+    now: SystemTime,
+) -> Result<Index, RepositoryError> {
+    let base = base_url.trim_end_matches('/');
+    let release = load_release(fetch, base, suite, keyring, now)?;
+    let dists = format!("{base}/dists/{suite}");
+    let dir = format!("{component}/binary-{arch}");
+    for ext in ["xz", "gz", ""] {
+        let path = if ext.is_empty() {
+            format!("{dir}/Packages")
+        } else {
+            format!("{dir}/Packages.{ext}")
+        };
+        let url = format!("{dists}/{path}");
+        // Skip formats the Release does not list without asking the server.
+        let Some((want_hex, want_size)) = release.sha256(&path) else {
+            continue;
+        };
+        let bytes = match fetch.get(&url) {
+            Ok(b) => b,
+            Err(FetchError::NotFound { .. }) => continue,
+            Err(e) => return Err(e.into()),
+        };
+        if bytes.len() as u64 != want_size {
+            return Err(RepositoryError::Mismatch {
+                url,
+                what: "size",
+                expected: want_size.to_string(),
+                actual: bytes.len().to_string(),
+            });
+        }
+        let got = sha256_hex(&bytes);
+        if !got.eq_ignore_ascii_case(want_hex) {
+            return Err(RepositoryError::Mismatch {
+                url,
+                what: "sha256",
+                expected: want_hex.to_ascii_lowercase(),
+                actual: got,
+            });
+        }
+        let text = decompress(&bytes, ext).map_err(|reason| RepositoryError::Decompress {
+            url: url.clone(),
+            reason,
+        })?;
+        let packages = parse_packages(&text).map_err(|source| RepositoryError::Packages {
+            url: url.clone(),
+            source,
+        })?;
+        return Ok(Index {
+            base_url: base.to_string(),
+            suite: suite.to_string(),
+            component: component.to_string(),
+            arch: arch.to_string(),
+            release_digest: release.digest.clone(),
+            release,
+            packages_url: url,
+            packages_path: path,
+            packages_sha256: got,
+            packages_size: want_size,
+            packages,
+        });
+    }
+    // Distinguish "the Release lists none" from "the server has none".
+    let listed = ["xz", "gz", ""].iter().any(|ext| {
+        let p = if ext.is_empty() {
+            format!("{dir}/Packages")
+        } else {
+            format!("{dir}/Packages.{ext}")
+        };
+        release.sha256(&p).is_some()
+    });
+    if !listed {
+        return Err(RepositoryError::NotListed {
+            url: format!("{dists}/InRelease"),
+            path: format!("{dir}/Packages"),
+        });
+    }
+    Err(RepositoryError::NoIndex {
+        url: format!("{dists}/{dir}/"),
+    })
+}
+
+/// Decompresses an index by its file suffix into UTF-8 text.
+pub fn decompress(bytes: &[u8], ext: &str) -> Result<String, String> {
+    let mut out = Vec::new();
+    match ext {
+        "xz" => liblzma::read::XzDecoder::new(bytes)
+            .read_to_end(&mut out)
+            .map_err(|e| format!("xz: {e}"))?,
+        "gz" => flate2::read::MultiGzDecoder::new(bytes)
+            .read_to_end(&mut out)
+            .map_err(|e| format!("gzip: {e}"))?,
+        "" => {
+            out.extend_from_slice(bytes);
+            out.len()
+        }
+        other => return Err(format!("unknown compression {other:?}")),
+    };
+    String::from_utf8(out).map_err(|e| format!("not UTF-8 text: {e}"))
+}

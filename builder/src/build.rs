@@ -9,6 +9,7 @@
 
 use crate::cache::Cache;
 use crate::error::{bad_input, verification, Result};
+use crate::lockfile::{LockedPackage, Lockfile};
 use crate::spec::{Spec, UrlFormat};
 use anyhow::Context;
 use image_layout::layout::{BlobRef, MT_CONFIG, MT_INDEX, MT_MANIFEST, REF_NAME};
@@ -45,6 +46,10 @@ pub struct BuildOptions {
     pub threads: usize,
     /// No progress on stderr.
     pub quiet: bool,
+    /// Mirrors from flags and the host.
+    pub mirrors: crate::apt::MirrorConfig,
+    /// Fail instead of relocking when the lock is missing or stale.
+    pub locked: bool,
 }
 
 /// One written layer.
@@ -148,6 +153,23 @@ pub fn build(opts: &BuildOptions) -> Result<BuildResult> {
     let base = spec.base_dir();
     let local_tree = local_layer(&spec, &base, opts.source_date_epoch)?;
 
+    // Debian packages: the lock decides what is installed; only the .debs
+    // are downloaded when it is current.
+    let mut payloads: HashMap<Platform, Vec<(LockedPackage, crate::apt::Payload)>> = HashMap::new();
+    if let Some(apt) = &spec.apt {
+        let lock = ensure_lock(&spec, &opts.mirrors, opts.locked, &progress)?;
+        for p in &platforms {
+            let pl = lock.apt.get(&p.to_string()).ok_or_else(|| {
+                bad_input(format!(
+                    "{}: has no packages for {p}; run `netshoot-build lock`",
+                    crate::lockfile::path_for(&spec.path).display()
+                ))
+            })?;
+            let got = crate::apt::fetch_payloads(&spec, apt, &opts.mirrors, pl, &cache, &progress)?;
+            payloads.insert(p.clone(), got);
+        }
+    }
+
     let stage = Stage::prepare(&opts.out)?;
     let layout = stage.layout();
     let lopts = LayerOptions {
@@ -168,8 +190,26 @@ pub fn build(opts: &BuildOptions) -> Result<BuildResult> {
                 let local_tree = &local_tree;
                 let layout = &layout;
                 let progress = &progress;
+                let payloads = &payloads;
                 s.spawn(move || {
                     let mut groups: Vec<(String, Tree)> = Vec::new();
+                    if let (Some(apt), Some(pkgs)) = (&spec.apt, payloads.get(p)) {
+                        let arch = crate::apt::debian_arch(p)?;
+                        let asm = crate::rootfs::assemble(pkgs, apt, arch, opts.source_date_epoch)?;
+                        for n in &asm.notes {
+                            progress(format!("note {p}: {n}"));
+                        }
+                        let pkg_paths: Vec<&str> = asm.origin.keys().map(String::as_str).collect();
+                        let packages = asm.tree.subtree(pkg_paths);
+                        let system = asm.tree.subtree(
+                            asm.tree
+                                .iter()
+                                .map(|(p, _)| p)
+                                .filter(|p| !asm.origin.contains_key(*p)),
+                        );
+                        groups.push(("packages".into(), packages));
+                        groups.push(("system".into(), system));
+                    }
                     let mut url_tree = Tree::new();
                     for (i, u) in spec.url.iter().enumerate() {
                         let file = &url_files[&(i, p.clone())];
@@ -232,6 +272,75 @@ pub fn build(opts: &BuildOptions) -> Result<BuildResult> {
         images,
         out: opts.out.clone(),
     })
+}
+
+/// The digest of everything in the spec that decides the lock.
+pub fn spec_digest(spec: &Spec) -> Result<String> {
+    let apt = match &spec.apt {
+        Some(a) => crate::apt::spec_digest_part(spec, a)?,
+        None => serde_json::Value::Null,
+    };
+    let v = serde_json::json!({
+        "platforms": spec.platforms.iter().map(|p| p.to_string()).collect::<Vec<_>>(),
+        "apt": apt,
+    });
+    Ok(Digest::of(&image_layout::canonical_json(&v)?).hex().to_string())
+}
+
+/// Resolves every platform of the spec and writes the lockfile.
+pub fn lock(
+    spec: &Spec,
+    mirrors: &crate::apt::MirrorConfig,
+    progress: &(dyn Fn(String) + Sync),
+) -> Result<Lockfile> {
+    let mut lock = Lockfile {
+        version: crate::lockfile::LOCK_VERSION,
+        spec_digest: spec_digest(spec)?,
+        ..Default::default()
+    };
+    if let Some(apt) = &spec.apt {
+        for p in &spec.platforms {
+            let l = crate::apt::lock_platform(spec, apt, mirrors, p, progress)?;
+            progress(format!("locked {p}: {} packages", l.packages.len()));
+            lock.apt.insert(p.to_string(), l);
+        }
+    }
+    let path = crate::lockfile::path_for(&spec.path);
+    lock.write(&path)?;
+    progress(format!("wrote {}", path.display()));
+    Ok(lock)
+}
+
+/// The current lock: the one on disk when it matches the spec, else a new
+/// one (or an error with `--locked`).
+fn ensure_lock(
+    spec: &Spec,
+    mirrors: &crate::apt::MirrorConfig,
+    locked: bool,
+    progress: &(dyn Fn(String) + Sync),
+) -> Result<Lockfile> {
+    let path = crate::lockfile::path_for(&spec.path);
+    let want = spec_digest(spec)?;
+    let current = Lockfile::read(&path)?;
+    match current {
+        Some(l) if l.spec_digest == want => Ok(l),
+        other => {
+            let why = if other.is_some() {
+                "is out of date with the spec"
+            } else {
+                "does not exist"
+            };
+            if locked {
+                return Err(bad_input(format!(
+                    "{} {why} and --locked was given: run `netshoot-build lock --spec {}`",
+                    path.display(),
+                    spec.path.display()
+                )));
+            }
+            progress(format!("{} {why}: locking", path.display()));
+            lock(spec, mirrors, progress)
+        }
+    }
 }
 
 fn select_platforms(spec: &Spec, wanted: &[Platform]) -> Result<Vec<Platform>> {

@@ -1,8 +1,11 @@
 //! The `netshoot-build` library: spec, sources, assembly and commands.
 //! `main.rs` only parses the command line and calls into here.
 
+pub mod apt;
 pub mod build;
 pub mod cache;
 pub mod error;
 pub mod inspect;
+pub mod lockfile;
+pub mod rootfs;
 pub mod spec;

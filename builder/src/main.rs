@@ -23,6 +23,21 @@ enum Command {
     Export(ExportArgs),
     /// Show each platform's layers and config.
     Inspect(InspectArgs),
+    /// Resolve the spec's packages and write the lockfile next to it.
+    Lock(LockArgs),
+}
+
+#[derive(Args, Debug)]
+struct LockArgs {
+    /// The toolset spec.
+    #[arg(long, default_value = "tools/netshoot.toml")]
+    spec: PathBuf,
+    /// Mirror for a repository of the spec, NAME=URL (repeatable; NAME-security for its security suites).
+    #[arg(long)]
+    mirror: Vec<String>,
+    /// No progress output.
+    #[arg(long, short)]
+    quiet: bool,
 }
 
 #[derive(Args, Debug)]
@@ -57,6 +72,12 @@ struct BuildArgs {
     /// Print a JSON summary on stdout.
     #[arg(long)]
     json: bool,
+    /// Mirror for a repository of the spec, NAME=URL (repeatable; NAME-security for its security suites).
+    #[arg(long)]
+    mirror: Vec<String>,
+    /// Fail if the lockfile is missing or out of date instead of relocking.
+    #[arg(long)]
+    locked: bool,
 }
 
 #[derive(Clone, Copy, Debug, ValueEnum)]
@@ -144,6 +165,8 @@ fn run(cli: Cli) -> Result<()> {
                     .jobs
                     .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get())),
                 quiet: a.quiet,
+                mirrors: netshoot_build::apt::MirrorConfig::from_flags(&a.mirror)?,
+                locked: a.locked,
             };
             let r = build::build(&opts)?;
             if a.json {
@@ -200,6 +223,18 @@ fn run(cli: Cli) -> Result<()> {
                 }
             }
             eprintln!("wrote {}", a.output.display());
+            Ok(())
+        }
+        Command::Lock(a) => {
+            let spec = netshoot_build::spec::Spec::load(&a.spec)?;
+            let mirrors = netshoot_build::apt::MirrorConfig::from_flags(&a.mirror)?;
+            let quiet = a.quiet;
+            let log = move |m: String| {
+                if !quiet {
+                    eprintln!("{m}");
+                }
+            };
+            build::lock(&spec, &mirrors, &log)?;
             Ok(())
         }
         Command::Inspect(a) => {

@@ -24,6 +24,9 @@ pub struct Spec {
     /// Files or archives fetched by URL, pinned by sha256 per platform.
     #[serde(default)]
     pub url: Vec<UrlSource>,
+    /// Debian packages from signed repositories.
+    #[serde(default)]
+    pub apt: Option<AptSpec>,
     /// Where the spec was read from (set after parsing).
     #[serde(skip)]
     pub path: PathBuf,
@@ -74,6 +77,94 @@ pub struct LocalSource {
     /// `uid:gid`; default `0:0`.
     #[serde(default, deserialize_with = "owner")]
     pub owner: Option<(u32, u32)>,
+}
+
+/// The Debian part of the spec: what to install and from where.
+#[derive(Clone, Debug, Deserialize, serde::Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct AptSpec {
+    /// Requested packages (`name`, `name=version`, `name:arch`).
+    pub packages: Vec<String>,
+    /// The base system: `"essential"`, `"required"`, `"none"` or a list.
+    #[serde(default)]
+    pub base: BaseSpec,
+    /// Globs of paths not to install (default: docs, man pages, info,
+    /// locales).
+    #[serde(default)]
+    pub path_exclude: Option<Vec<String>>,
+    /// Exceptions to `path_exclude` (default: copyright files).
+    #[serde(default)]
+    pub path_include: Option<Vec<String>>,
+    /// Signed repositories, searched in order.
+    pub repository: Vec<AptRepository>,
+}
+
+/// `base` in the apt section.
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize)]
+pub enum BaseSpec {
+    /// Every `Essential: yes` package.
+    Essential,
+    /// Every `Priority: required` package.
+    Required,
+    /// Only the requested packages and their dependencies.
+    #[default]
+    None,
+    /// These packages.
+    List(Vec<String>),
+}
+
+impl<'de> Deserialize<'de> for BaseSpec {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Raw {
+            Word(String),
+            List(Vec<String>),
+        }
+        match Raw::deserialize(d)? {
+            Raw::Word(w) => match w.as_str() {
+                "essential" => Ok(BaseSpec::Essential),
+                "required" => Ok(BaseSpec::Required),
+                "none" => Ok(BaseSpec::None),
+                other => Err(serde::de::Error::custom(format!(
+                    "base {other:?}: expected \"essential\", \"required\", \"none\" or a list of packages"
+                ))),
+            },
+            Raw::List(l) => Ok(BaseSpec::List(l)),
+        }
+    }
+}
+
+/// One signed Debian repository.
+#[derive(Clone, Debug, Deserialize, serde::Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct AptRepository {
+    /// Name used by `--mirror NAME=URL` and `NETSHOOT_MIRROR_NAME`.
+    pub name: String,
+    /// Suites (default: trixie, trixie-updates, trixie-security).
+    #[serde(default = "default_suites")]
+    pub suites: Vec<String>,
+    /// Components (default: main).
+    #[serde(default = "default_components")]
+    pub components: Vec<String>,
+    /// OpenPGP keyring (binary or armored), relative to the spec's folder.
+    pub keyring: PathBuf,
+    /// Base URL for the non-security suites (else flag, env, host apt sources).
+    #[serde(default)]
+    pub url: Option<String>,
+    /// Base URL for `*-security` suites.
+    #[serde(default)]
+    pub security_url: Option<String>,
+}
+
+fn default_suites() -> Vec<String> {
+    ["trixie", "trixie-updates", "trixie-security"]
+        .map(String::from)
+        .to_vec()
+}
+
+fn default_components() -> Vec<String> {
+    vec!["main".into()]
 }
 
 /// A pinned download, one per platform.
@@ -244,6 +335,23 @@ impl Spec {
                         u.name
                     )));
                 }
+            }
+        }
+        if let Some(apt) = &self.apt {
+            if apt.repository.is_empty() {
+                return Err(bad_input("apt: at least one [[apt.repository]] is needed"));
+            }
+            for r in &apt.repository {
+                if r.suites.is_empty() || r.components.is_empty() {
+                    return Err(bad_input(format!(
+                        "apt.repository {:?}: suites and components must not be empty",
+                        r.name
+                    )));
+                }
+            }
+            for p in &apt.packages {
+                p.parse::<debian::resolver::Request>()
+                    .map_err(|e| bad_input(format!("apt.packages: {e}")))?;
             }
         }
         if self.image.name.is_empty() || self.image.tag.is_empty() {

@@ -251,6 +251,72 @@ impl Tree {
         self.entries.is_empty()
     }
 
+    /// Resolves symbolic links among the *parents* of `path` (not the last
+    /// component), as the kernel would when a package writes `bin/sh`
+    /// into a tree where `bin` links to `usr/bin`. Links are followed
+    /// inside the tree only; at most 40 are followed.
+    pub fn resolve_parents(&self, path: &str) -> Result<String, TreeError> {
+        let mut path = normalize_path(path)?;
+        let mut hops = 0;
+        'restart: loop {
+            let mut idx = 0;
+            while let Some(pos) = path[idx..].find('/') {
+                let prefix = &path[..idx + pos];
+                if let Some(Entry {
+                    node: Node::Symlink(target),
+                    ..
+                }) = self.entries.get(prefix)
+                {
+                    hops += 1;
+                    if hops > 40 {
+                        return Err(TreeError::OutsideRoot(format!("{path} (too many symlinks)")));
+                    }
+                    let dir = prefix.rsplit_once('/').map_or("", |(d, _)| d);
+                    let base = if target.starts_with('/') {
+                        target.clone()
+                    } else {
+                        format!("{dir}/{target}")
+                    };
+                    path = normalize_path(&format!("{base}/{}", &path[idx + pos + 1..]))?;
+                    continue 'restart;
+                }
+                idx += pos + 1;
+            }
+            return Ok(path);
+        }
+    }
+
+    /// A tree holding the entries at `paths` plus all their parents, the
+    /// parents with the metadata they have here (so a layer never resets
+    /// `/tmp`'s sticky bit with a default directory).
+    pub fn subtree<'a>(&self, paths: impl IntoIterator<Item = &'a str>) -> Tree {
+        let mut out = Tree::new();
+        for p in paths {
+            let Some(e) = self.entries.get(p) else { continue };
+            let mut idx = 0;
+            while let Some(pos) = p[idx..].find('/') {
+                let parent = &p[..idx + pos];
+                if !out.entries.contains_key(parent) {
+                    let meta = self
+                        .entries
+                        .get(parent)
+                        .map(|e| e.meta.clone())
+                        .unwrap_or_else(|| Meta::root(0o755));
+                    out.entries.insert(
+                        parent.to_string(),
+                        Entry {
+                            node: Node::Dir,
+                            meta,
+                        },
+                    );
+                }
+                idx += pos + 1;
+            }
+            out.entries.insert(p.to_string(), e.clone());
+        }
+        out
+    }
+
     /// Total size of the regular files' bodies.
     pub fn content_size(&self) -> u64 {
         self.entries
@@ -296,5 +362,29 @@ mod tests {
         assert!(err.to_string().contains("usr/bin/x"), "{err}");
         t.insert("usr/bin", file(b"z")).unwrap();
         assert!(t.get("usr/bin/x").is_none());
+    }
+
+    #[test]
+    fn resolves_symlinked_parents_and_keeps_parent_meta() {
+        let mut t = Tree::new();
+        let link = |to: &str| Entry {
+            node: Node::Symlink(to.into()),
+            meta: Meta::root(0o777),
+        };
+        t.insert("usr/bin/bash", file(b"b")).unwrap();
+        t.insert("bin", link("usr/bin")).unwrap();
+        t.insert("lib64", link("/usr/lib64")).unwrap();
+        t.insert("a/loop", link("../a/loop")).unwrap();
+        assert_eq!(t.resolve_parents("/bin/sh").unwrap(), "usr/bin/sh");
+        assert_eq!(t.resolve_parents("lib64/ld.so").unwrap(), "usr/lib64/ld.so");
+        assert_eq!(t.resolve_parents("bin").unwrap(), "bin");
+        assert!(t.resolve_parents("a/loop/x").is_err());
+        let mut tmp = Meta::root(0o1777);
+        tmp.uid = 0;
+        t.insert("tmp", Entry { node: Node::Dir, meta: tmp }).unwrap();
+        t.insert("tmp/x", file(b"x")).unwrap();
+        let sub = t.subtree(["tmp/x"]);
+        assert_eq!(sub.get("tmp").unwrap().meta.mode, 0o1777);
+        assert_eq!(sub.len(), 2);
     }
 }

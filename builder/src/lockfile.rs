@@ -1,0 +1,128 @@
+//! The lockfile (`tools/netshoot.lock`): every resolved input pinned by
+//! digest, sorted and pretty-printed one field per line so changes read
+//! well in a diff.
+
+use crate::error::{bad_input, Result};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+/// Format version written and accepted.
+pub const LOCK_VERSION: u32 = 1;
+
+/// The whole lockfile.
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Lockfile {
+    /// Format version.
+    pub version: u32,
+    /// Digest of the parts of the spec that decide resolution; a lock
+    /// whose digest differs from the spec's is stale.
+    pub spec_digest: String,
+    /// Debian packages per platform (`linux/amd64` ...).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub apt: BTreeMap<String, AptLock>,
+    /// Compiled crates by name (their own lock data).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub crates: BTreeMap<String, serde_json::Value>,
+}
+
+/// One platform's Debian packages.
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct AptLock {
+    /// Debian architecture (`amd64`, `arm64`, `armhf`, ...).
+    pub arch: String,
+    /// The verified indexes the resolution used.
+    pub indexes: Vec<LockedIndex>,
+    /// The installed set, sorted by name then architecture.
+    pub packages: Vec<LockedPackage>,
+}
+
+/// A verified `Packages` index.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct LockedIndex {
+    /// Repository name from the spec.
+    pub repository: String,
+    /// Suite.
+    pub suite: String,
+    /// Component.
+    pub component: String,
+    /// sha256 of the InRelease (or Release) used.
+    pub release_sha256: String,
+    /// Path of the Packages file under `dists/SUITE/`.
+    pub packages_path: String,
+    /// sha256 of that Packages file.
+    pub packages_sha256: String,
+}
+
+/// One resolved package.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct LockedPackage {
+    /// Package name.
+    pub name: String,
+    /// Exact version.
+    pub version: String,
+    /// Architecture (`amd64`, `all`, ...).
+    pub architecture: String,
+    /// Source package name.
+    pub source: String,
+    /// Source package version.
+    pub source_version: String,
+    /// Repository it comes from.
+    pub repository: String,
+    /// Suite it comes from.
+    pub suite: String,
+    /// Pool path under the repository's base URL.
+    pub filename: String,
+    /// Size of the .deb.
+    pub size: u64,
+    /// sha256 of the .deb.
+    pub sha256: String,
+}
+
+/// The lockfile that belongs to `spec` (`x.toml` → `x.lock`).
+pub fn path_for(spec: &Path) -> PathBuf {
+    spec.with_extension("lock")
+}
+
+impl Lockfile {
+    /// Reads a lockfile; `Ok(None)` when there is none.
+    pub fn read(path: &Path) -> Result<Option<Lockfile>> {
+        let text = match std::fs::read_to_string(path) {
+            Ok(t) => t,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(bad_input(format!("{}: {e}", path.display()))),
+        };
+        let lock: Lockfile = serde_json::from_str(&text).map_err(|e| {
+            bad_input(format!(
+                "{}: not a netshoot-build lockfile ({e}); delete it and run `netshoot-build lock`",
+                path.display()
+            ))
+        })?;
+        if lock.version != LOCK_VERSION {
+            return Err(bad_input(format!(
+                "{}: lockfile version {} is not {LOCK_VERSION}; run `netshoot-build lock`",
+                path.display(),
+                lock.version
+            )));
+        }
+        Ok(Some(lock))
+    }
+
+    /// The lockfile's text: sorted keys, two-space indents, final newline.
+    pub fn to_text(&self) -> Result<String> {
+        let v = serde_json::to_value(self)?;
+        let mut s = serde_json::to_string_pretty(&v)?;
+        s.push('\n');
+        Ok(s)
+    }
+
+    /// Writes the lockfile atomically.
+    pub fn write(&self, path: &Path) -> Result<()> {
+        image_layout::layout::write_atomic(path, self.to_text()?.as_bytes())
+            .map_err(|e| bad_input(format!("{}: {e}", path.display())))
+    }
+}

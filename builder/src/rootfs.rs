@@ -1,0 +1,637 @@
+//! A working Debian system without running maintainer scripts: package
+//! payloads placed into the in-memory tree, then what dpkg and the
+//! scripts would have left generated in code: the dpkg database,
+//! update-alternatives links, accounts, file capabilities, stat
+//! overrides and the CA bundle.
+
+use crate::apt::{Payload, DEFAULT_EXCLUDE, DEFAULT_INCLUDE};
+use crate::error::{bad_input, Result};
+use crate::lockfile::LockedPackage;
+use crate::spec::AptSpec;
+use debian::maintscript::{Alternative, ScriptActions};
+use globset::{Glob, GlobSet, GlobSetBuilder};
+use image_layout::{Body, Entry, Meta, Node, Tree};
+use std::collections::{BTreeMap, BTreeSet};
+use std::io::Read;
+use std::sync::Arc;
+
+/// The assembled root filesystem and which package each path came from
+/// (generated files have no entry), for layering.
+pub struct Assembled {
+    /// The tree.
+    pub tree: Tree,
+    /// Path → package name.
+    pub origin: BTreeMap<String, String>,
+    /// Warnings for the log (script calls not understood, skipped links).
+    pub notes: Vec<String>,
+}
+
+fn globs(list: &[String], what: &str) -> Result<GlobSet> {
+    let mut b = GlobSetBuilder::new();
+    for g in list {
+        // dpkg's path-exclude uses fnmatch without FNM_PATHNAME: `*`
+        // crosses `/`, which is globset's default.
+        b.add(Glob::new(g).map_err(|e| bad_input(format!("apt.{what}: {g:?}: {e}")))?);
+    }
+    b.build().map_err(|e| bad_input(format!("apt.{what}: {e}")))
+}
+
+fn gen_meta(mode: u32) -> Meta {
+    Meta::root(mode)
+}
+
+fn gen_file(data: impl Into<Vec<u8>>, mode: u32) -> Entry {
+    let data: Vec<u8> = data.into();
+    Entry {
+        node: Node::File {
+            size: data.len() as u64,
+            body: Body::Bytes(Arc::from(data)),
+        },
+        meta: gen_meta(mode),
+    }
+}
+
+fn symlink(target: &str) -> Entry {
+    Entry {
+        node: Node::Symlink(target.to_string()),
+        meta: gen_meta(0o777),
+    }
+}
+
+fn read_body(tree: &Tree, path: &str) -> Option<Vec<u8>> {
+    match &tree.get(path)?.node {
+        Node::File { body, .. } => {
+            let mut v = Vec::new();
+            body.open().ok()?.read_to_end(&mut v).ok()?;
+            Some(v)
+        }
+        _ => None,
+    }
+}
+
+/// Follows symlinks (inside the tree) to the entry a path names.
+fn resolve_full(tree: &Tree, path: &str) -> Option<String> {
+    let mut p = tree.resolve_parents(path).ok()?;
+    for _ in 0..40 {
+        match &tree.get(&p)?.node {
+            Node::Symlink(t) => {
+                let dir = p.rsplit_once('/').map_or("", |(d, _)| d);
+                let next = if t.starts_with('/') {
+                    t.clone()
+                } else {
+                    format!("{dir}/{t}")
+                };
+                p = tree.resolve_parents(&next).ok()?;
+            }
+            _ => return Some(p),
+        }
+    }
+    None
+}
+
+/// Places every package's files and generates the system files.
+pub fn assemble(
+    pkgs: &[(LockedPackage, Payload)],
+    apt: &AptSpec,
+    arch: &str,
+    epoch: u64,
+) -> Result<Assembled> {
+    let excl: Vec<String> = apt
+        .path_exclude
+        .clone()
+        .unwrap_or_else(|| DEFAULT_EXCLUDE.iter().map(|s| s.to_string()).collect());
+    let incl: Vec<String> = apt
+        .path_include
+        .clone()
+        .unwrap_or_else(|| DEFAULT_INCLUDE.iter().map(|s| s.to_string()).collect());
+    let excl = globs(&excl, "path_exclude")?;
+    let incl = globs(&incl, "path_include")?;
+    let mut tree = Tree::new();
+    let mut origin: BTreeMap<String, String> = BTreeMap::new();
+    let mut notes = Vec::new();
+    let mut lists: Vec<(String, Vec<String>)> = Vec::new();
+
+    for (lp, pl) in pkgs {
+        let tar = Arc::new(pl.data_tar.clone());
+        let mut listed = vec!["/.".to_string()];
+        for e in &pl.entries {
+            let abs = format!("/{}", e.path);
+            if excl.is_match(&abs) && !incl.is_match(&abs) {
+                continue;
+            }
+            let at = tree
+                .resolve_parents(&e.path)
+                .map_err(|err| bad_input(format!("package {} {}: {err}", lp.name, lp.version)))?;
+            let meta = Meta {
+                mode: e.mode,
+                uid: e.uid,
+                gid: e.gid,
+                uname: e.uname.clone(),
+                gname: e.gname.clone(),
+                mtime: e.mtime,
+                xattrs: Default::default(),
+            };
+            let node = match e.kind {
+                'f' => Node::File {
+                    body: Body::Range {
+                        path: tar.clone(),
+                        offset: e.offset,
+                        len: e.size,
+                    },
+                    size: e.size,
+                },
+                'd' => {
+                    // A directory the tree already has as a symlink (the
+                    // merged-/usr links) stays a symlink, as dpkg leaves it.
+                    if let Some(Entry {
+                        node: Node::Symlink(_),
+                        ..
+                    }) = tree.get(&at)
+                    {
+                        listed.push(abs);
+                        continue;
+                    }
+                    Node::Dir
+                }
+                'l' => Node::Symlink(e.target.clone()),
+                'h' => Node::Hardlink(tree.resolve_parents(&e.target).map_err(|err| {
+                    bad_input(format!("package {} {}: {err}", lp.name, lp.version))
+                })?),
+                other => {
+                    return Err(bad_input(format!(
+                        "package {}: cached payload has unknown entry kind {other:?}; clear the cache",
+                        lp.name
+                    )))
+                }
+            };
+            tree.insert(&at, Entry { node, meta })
+                .map_err(|err| bad_input(format!("package {} {}: {err}", lp.name, lp.version)))?;
+            origin.entry(at).or_insert_with(|| lp.name.clone());
+            listed.push(abs);
+        }
+        lists.push((lp.name.clone(), listed));
+    }
+
+    // Everything generated below replaces any package file at the same
+    // path; drop those paths from the package origin map.
+    let mut generated: BTreeMap<String, Entry> = BTreeMap::new();
+    let mut put = |path: &str, e: Entry| {
+        generated.insert(path.trim_start_matches('/').to_string(), e);
+    };
+
+    // dpkg database.
+    let mut status = String::new();
+    let mut sorted: Vec<&(LockedPackage, Payload)> = pkgs.iter().collect();
+    sorted.sort_by(|a, b| (&a.0.name, &a.0.architecture).cmp(&(&b.0.name, &b.0.architecture)));
+    let mut actions: Vec<(String, ScriptActions)> = Vec::new();
+    for (lp, pl) in &sorted {
+        let mut para = debian::control::parse_paragraphs(&pl.control)
+            .ok()
+            .and_then(|v| v.into_iter().next())
+            .ok_or_else(|| bad_input(format!("package {}: unreadable control file", lp.name)))?;
+        let multi_same = para
+            .get("Multi-Arch")
+            .is_some_and(|m| m.eq_ignore_ascii_case("same"));
+        let info_name = if multi_same {
+            format!("{}:{}", lp.name, lp.architecture)
+        } else {
+            lp.name.clone()
+        };
+        let md5: BTreeMap<&str, &str> = pl
+            .md5sums
+            .iter()
+            .map(|(p, m)| (p.as_str(), m.as_str()))
+            .collect();
+        if !pl.conffiles.is_empty() {
+            let mut cf = String::new();
+            for c in &pl.conffiles {
+                // md5sums usually leave conffiles out; hash what ships.
+                let sum = match md5.get(c.trim_start_matches('/')) {
+                    Some(s) => s.to_string(),
+                    None => match tree
+                        .resolve_parents(c)
+                        .ok()
+                        .and_then(|p| read_body(&tree, &p))
+                    {
+                        Some(body) => {
+                            use md5::Digest as _;
+                            hex::encode(md5::Md5::digest(&body))
+                        }
+                        None => "newconffile".to_string(),
+                    },
+                };
+                cf.push_str(&format!("\n{c} {sum}"));
+            }
+            para.set("Conffiles", cf);
+        }
+        // Status goes right after Package, where dpkg writes it.
+        let mut out = debian::control::Paragraph::default();
+        for (k, v) in para.fields() {
+            out.set(k, v);
+            if k.eq_ignore_ascii_case("Package") {
+                out.set("Status", "install ok installed");
+            }
+        }
+        status.push_str(&out.to_string());
+        status.push('\n');
+
+        let listed = lists
+            .iter()
+            .find(|(n, _)| n == &lp.name)
+            .map(|(_, l)| l.clone())
+            .unwrap_or_default();
+        let mut list = listed.join("\n");
+        list.push('\n');
+        put(&format!("var/lib/dpkg/info/{info_name}.list"), gen_file(list, 0o644));
+        let kept: BTreeSet<&str> = listed.iter().map(|s| s.trim_start_matches('/')).collect();
+        let mut sums = String::new();
+        for (p, m) in &pl.md5sums {
+            if kept.contains(p.as_str()) {
+                sums.push_str(&format!("{m}  {p}\n"));
+            }
+        }
+        if !sums.is_empty() {
+            put(&format!("var/lib/dpkg/info/{info_name}.md5sums"), gen_file(sums, 0o644));
+        }
+        if !pl.conffiles.is_empty() {
+            let mut c = pl.conffiles.join("\n");
+            c.push('\n');
+            put(&format!("var/lib/dpkg/info/{info_name}.conffiles"), gen_file(c, 0o644));
+        }
+        for script in [&pl.preinst, &pl.postinst].into_iter().flatten() {
+            let a = debian::maintscript::analyze(&lp.name, script);
+            for u in &a.unresolved {
+                notes.push(format!("{}: maintainer script call not applied: {u}", lp.name));
+            }
+            actions.push((lp.name.clone(), a));
+        }
+    }
+    put("var/lib/dpkg/status", gen_file(status, 0o644));
+    put("var/lib/dpkg/available", gen_file(Vec::new(), 0o644));
+    // Format 1: info files of Multi-Arch: same packages carry `:arch`.
+    put("var/lib/dpkg/info/format", gen_file("1\n", 0o644));
+    put("var/lib/dpkg/arch", gen_file(format!("{arch}\n"), 0o644));
+    for d in ["var/lib/dpkg/updates", "var/lib/dpkg/triggers", "var/lib/dpkg/alternatives"] {
+        put(
+            d,
+            Entry {
+                node: Node::Dir,
+                meta: gen_meta(0o755),
+            },
+        );
+    }
+
+    // Apply what was generated so far, so later steps see it.
+    for (p, e) in std::mem::take(&mut generated) {
+        tree.insert(&p, e).map_err(|e| bad_input(e.to_string()))?;
+        origin.remove(&p);
+    }
+
+    alternatives(&mut tree, &mut origin, &actions, &mut notes)?;
+    accounts(&mut tree, &mut origin, &actions, epoch)?;
+    capabilities_and_overrides(&mut tree, &actions, &mut notes)?;
+    ca_certificates(&mut tree, &mut origin)?;
+    Ok(Assembled {
+        tree,
+        origin,
+        notes,
+    })
+}
+
+fn place(tree: &mut Tree, origin: &mut BTreeMap<String, String>, path: &str, e: Entry) -> Result<()> {
+    let p = path.trim_start_matches('/');
+    tree.insert(p, e).map_err(|e| bad_input(e.to_string()))?;
+    origin.remove(p);
+    Ok(())
+}
+
+fn alternatives(
+    tree: &mut Tree,
+    origin: &mut BTreeMap<String, String>,
+    actions: &[(String, ScriptActions)],
+    notes: &mut Vec<String>,
+) -> Result<()> {
+    let mut by_name: BTreeMap<String, Vec<&Alternative>> = BTreeMap::new();
+    for (_, a) in actions {
+        for alt in &a.alternatives {
+            by_name.entry(alt.name.clone()).or_default().push(alt);
+        }
+    }
+    for (name, mut cands) in by_name {
+        // Only alternatives whose target exists are registered, as
+        // update-alternatives refuses a missing path.
+        cands.retain(|c| resolve_full(tree, &c.path).is_some());
+        if cands.is_empty() {
+            continue;
+        }
+        cands.sort_by(|a, b| a.path.cmp(&b.path));
+        cands.dedup_by(|a, b| a.path == b.path);
+        // Highest priority wins; ties go to the first path in order.
+        let best = cands
+            .iter()
+            .max_by(|a, b| a.priority.cmp(&b.priority).then(b.path.cmp(&a.path)))
+            .copied()
+            .ok_or_else(|| anyhow::anyhow!("no alternative"))?;
+        let master = best.link.clone();
+        let mut slaves: BTreeMap<String, String> = BTreeMap::new();
+        for c in &cands {
+            for (link, sname, _) in &c.slaves {
+                slaves.entry(sname.clone()).or_insert_with(|| link.clone());
+            }
+        }
+        // The links: LINK -> /etc/alternatives/NAME -> PATH, unless a
+        // package put a real file at LINK (update-alternatives leaves it).
+        place(tree, origin, &format!("etc/alternatives/{name}"), symlink(&best.path))?;
+        link_unless_real(tree, origin, &master, &format!("/etc/alternatives/{name}"), notes)?;
+        for (sname, slink) in &slaves {
+            let target = best
+                .slaves
+                .iter()
+                .find(|(_, n, _)| n == sname)
+                .map(|(_, _, p)| p.clone());
+            if let Some(t) = target.filter(|t| resolve_full(tree, t).is_some()) {
+                place(tree, origin, &format!("etc/alternatives/{sname}"), symlink(&t))?;
+                link_unless_real(tree, origin, slink, &format!("/etc/alternatives/{sname}"), notes)?;
+            }
+        }
+        // dpkg's administrative file.
+        let mut f = format!("auto\n{master}\n");
+        for (sname, slink) in &slaves {
+            f.push_str(&format!("{sname}\n{slink}\n"));
+        }
+        f.push('\n');
+        for c in &cands {
+            f.push_str(&format!("{}\n{}\n", c.path, c.priority));
+            for sname in slaves.keys() {
+                let p = c
+                    .slaves
+                    .iter()
+                    .find(|(_, n, _)| n == sname)
+                    .map(|(_, _, p)| p.as_str())
+                    .unwrap_or("");
+                f.push_str(&format!("{p}\n"));
+            }
+        }
+        f.push('\n');
+        place(tree, origin, &format!("var/lib/dpkg/alternatives/{name}"), gen_file(f, 0o644))?;
+    }
+    Ok(())
+}
+
+fn link_unless_real(
+    tree: &mut Tree,
+    origin: &mut BTreeMap<String, String>,
+    link: &str,
+    target: &str,
+    notes: &mut Vec<String>,
+) -> Result<()> {
+    let at = tree
+        .resolve_parents(link)
+        .map_err(|e| bad_input(e.to_string()))?;
+    match tree.get(&at).map(|e| &e.node) {
+        Some(Node::File { .. }) | Some(Node::Dir) => {
+            notes.push(format!("alternative link {link} is a real file; left as is"));
+            Ok(())
+        }
+        _ => place(tree, origin, &at, symlink(target)),
+    }
+}
+
+struct Accounts {
+    passwd: Vec<Vec<String>>,
+    group: Vec<Vec<String>>,
+}
+
+impl Accounts {
+    fn parse(text: &str) -> Vec<Vec<String>> {
+        text.lines()
+            .filter(|l| !l.trim().is_empty() && !l.starts_with('#'))
+            .map(|l| l.split(':').map(str::to_string).collect())
+            .collect()
+    }
+    fn gid_of(&self, name: &str) -> Option<u32> {
+        self.group
+            .iter()
+            .find(|g| g.first().map(String::as_str) == Some(name))
+            .and_then(|g| g.get(2)?.parse().ok())
+    }
+    fn uid_of(&self, name: &str) -> Option<u32> {
+        self.passwd
+            .iter()
+            .find(|g| g.first().map(String::as_str) == Some(name))
+            .and_then(|g| g.get(2)?.parse().ok())
+    }
+    fn free(used: impl Iterator<Item = u32>) -> Option<u32> {
+        let used: BTreeSet<u32> = used.collect();
+        // Debian's system range for dynamically allocated ids.
+        (100..=999).find(|i| !used.contains(i))
+    }
+    fn add_group(&mut self, name: &str, gid: Option<u32>) -> u32 {
+        if let Some(g) = self.gid_of(name) {
+            return g;
+        }
+        let gid = gid
+            .filter(|g| self.group.iter().all(|x| x.get(2).and_then(|s| s.parse::<u32>().ok()) != Some(*g)))
+            .or_else(|| Self::free(self.group.iter().filter_map(|g| g.get(2)?.parse().ok())))
+            .unwrap_or(65534);
+        self.group
+            .push(vec![name.into(), "x".into(), gid.to_string(), String::new()]);
+        gid
+    }
+}
+
+fn accounts(
+    tree: &mut Tree,
+    origin: &mut BTreeMap<String, String>,
+    actions: &[(String, ScriptActions)],
+    epoch: u64,
+) -> Result<()> {
+    let passwd_master = read_body(tree, "usr/share/base-passwd/passwd.master");
+    let group_master = read_body(tree, "usr/share/base-passwd/group.master");
+    let mut acc = Accounts {
+        passwd: Accounts::parse(
+            &passwd_master
+                .map(|b| String::from_utf8_lossy(&b).to_string())
+                .unwrap_or_else(|| "root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/nonexistent:/usr/sbin/nologin\n".into()),
+        ),
+        group: Accounts::parse(
+            &group_master
+                .map(|b| String::from_utf8_lossy(&b).to_string())
+                .unwrap_or_else(|| "root:x:0:\nnogroup:x:65534:\n".into()),
+        ),
+    };
+    // Groups first (users may name them), in package order then script order.
+    for (_, a) in actions {
+        for g in &a.groups {
+            acc.add_group(&g.name, g.gid);
+        }
+    }
+    let mut homes = Vec::new();
+    for (_, a) in actions {
+        for u in &a.users {
+            if acc.uid_of(&u.name).is_some() {
+                continue;
+            }
+            let gid = if u.user_group {
+                acc.add_group(&u.name, None)
+            } else if let Some(g) = &u.primary_group {
+                acc.add_group(g, None)
+            } else {
+                acc.gid_of("nogroup").unwrap_or(65534)
+            };
+            let uid = u
+                .uid
+                .filter(|id| acc.passwd.iter().all(|x| x.get(2).and_then(|s| s.parse::<u32>().ok()) != Some(*id)))
+                .or_else(|| Accounts::free(acc.passwd.iter().filter_map(|p| p.get(2)?.parse().ok())))
+                .unwrap_or(65534);
+            let home = u.home.clone().unwrap_or_else(|| "/nonexistent".into());
+            let shell = u.shell.clone().unwrap_or_else(|| "/usr/sbin/nologin".into());
+            acc.passwd.push(vec![
+                u.name.clone(),
+                "x".into(),
+                uid.to_string(),
+                gid.to_string(),
+                u.gecos.clone().unwrap_or_default(),
+                home.clone(),
+                shell,
+            ]);
+            if u.create_home && home != "/nonexistent" {
+                homes.push((home, uid, gid, u.name.clone()));
+            }
+        }
+    }
+    let days = epoch / 86400;
+    let join = |rows: &[Vec<String>]| {
+        let mut s = String::new();
+        for r in rows {
+            s.push_str(&r.join(":"));
+            s.push('\n');
+        }
+        s
+    };
+    let shadow: String = acc
+        .passwd
+        .iter()
+        .map(|p| format!("{}:*:{days}:0:99999:7:::\n", p[0]))
+        .collect();
+    let gshadow: String = acc.group.iter().map(|g| format!("{}:*::\n", g[0])).collect();
+    place(tree, origin, "etc/passwd", gen_file(join(&acc.passwd), 0o644))?;
+    place(tree, origin, "etc/group", gen_file(join(&acc.group), 0o644))?;
+    let mut sh = gen_file(shadow, 0o640);
+    let mut gsh = gen_file(gshadow, 0o640);
+    if let Some(g) = acc.gid_of("shadow") {
+        sh.meta.gid = g;
+        sh.meta.gname = "shadow".into();
+        gsh.meta.gid = g;
+        gsh.meta.gname = "shadow".into();
+    }
+    place(tree, origin, "etc/shadow", sh)?;
+    place(tree, origin, "etc/gshadow", gsh)?;
+    for (home, uid, gid, name) in homes {
+        if tree.get(&home).is_none() {
+            let mut m = gen_meta(0o755);
+            m.uid = uid;
+            m.gid = gid;
+            m.uname = name.clone();
+            m.gname = String::new();
+            place(tree, origin, &home, Entry { node: Node::Dir, meta: m })?;
+        }
+    }
+    // Give owners their names in tar headers where the ids are known.
+    let _ = acc;
+    Ok(())
+}
+
+fn capabilities_and_overrides(
+    tree: &mut Tree,
+    actions: &[(String, ScriptActions)],
+    notes: &mut Vec<String>,
+) -> Result<()> {
+    let groups: BTreeMap<String, u32> = read_body(tree, "etc/group")
+        .map(|b| {
+            Accounts::parse(&String::from_utf8_lossy(&b))
+                .into_iter()
+                .filter_map(|g| Some((g.first()?.clone(), g.get(2)?.parse().ok()?)))
+                .collect()
+        })
+        .unwrap_or_default();
+    let users: BTreeMap<String, u32> = read_body(tree, "etc/passwd")
+        .map(|b| {
+            Accounts::parse(&String::from_utf8_lossy(&b))
+                .into_iter()
+                .filter_map(|g| Some((g.first()?.clone(), g.get(2)?.parse().ok()?)))
+                .collect()
+        })
+        .unwrap_or_default();
+    for (pkg, a) in actions {
+        for so in &a.stat_overrides {
+            let Some(p) = resolve_full(tree, &so.path) else {
+                notes.push(format!("{pkg}: dpkg-statoverride on missing {}", so.path));
+                continue;
+            };
+            let (Some(uid), Some(gid)) = (users.get(&so.user), groups.get(&so.group)) else {
+                notes.push(format!("{pkg}: dpkg-statoverride names unknown {}:{}", so.user, so.group));
+                continue;
+            };
+            if let Some(e) = tree.get_mut(&p) {
+                e.meta.uid = *uid;
+                e.meta.gid = *gid;
+                e.meta.uname = so.user.clone();
+                e.meta.gname = so.group.clone();
+                e.meta.mode = so.mode & 0o7777;
+            }
+        }
+        for c in &a.capabilities {
+            let Some(p) = resolve_full(tree, &c.path) else {
+                notes.push(format!("{pkg}: setcap on missing {}", c.path));
+                continue;
+            };
+            if let Some(e) = tree.get_mut(&p) {
+                e.meta.xattrs.insert(
+                    "security.capability".into(),
+                    debian::caps::security_capability_xattr(&c.caps),
+                );
+            }
+        }
+    }
+    Ok(())
+}
+
+/// What `update-ca-certificates` leaves: the enabled list, the bundle and
+/// a `.pem` link per certificate.
+fn ca_certificates(tree: &mut Tree, origin: &mut BTreeMap<String, String>) -> Result<()> {
+    let certs: Vec<String> = tree
+        .iter()
+        .filter(|(p, e)| {
+            p.starts_with("usr/share/ca-certificates/")
+                && p.ends_with(".crt")
+                && matches!(e.node, Node::File { .. })
+        })
+        .map(|(p, _)| p["usr/share/ca-certificates/".len()..].to_string())
+        .collect();
+    if certs.is_empty() {
+        return Ok(());
+    }
+    let mut conf = String::from("# Generated by netshoot-build: every certificate enabled, as the\n# ca-certificates postinst does by default.\n");
+    let mut bundle = Vec::new();
+    for c in &certs {
+        conf.push_str(c);
+        conf.push('\n');
+        if let Some(mut body) = read_body(tree, &format!("usr/share/ca-certificates/{c}")) {
+            if !body.ends_with(b"\n") {
+                body.push(b'\n');
+            }
+            bundle.extend_from_slice(&body);
+        }
+        let name = c.rsplit('/').next().unwrap_or(c).trim_end_matches(".crt");
+        place(
+            tree,
+            origin,
+            &format!("etc/ssl/certs/{name}.pem"),
+            symlink(&format!("/usr/share/ca-certificates/{c}")),
+        )?;
+    }
+    place(tree, origin, "etc/ca-certificates.conf", gen_file(conf, 0o644))?;
+    place(tree, origin, "etc/ssl/certs/ca-certificates.crt", gen_file(bundle, 0o644))?;
+    Ok(())
+}

@@ -7,5 +7,6 @@ pub mod cache;
 pub mod error;
 pub mod inspect;
 pub mod lockfile;
+pub mod push;
 pub mod rootfs;
 pub mod spec;

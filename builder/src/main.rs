@@ -25,6 +25,10 @@ enum Command {
     Inspect(InspectArgs),
     /// Resolve the spec's packages and write the lockfile next to it.
     Lock(LockArgs),
+    /// Push an image (layout or archive) to a registry.
+    Push(netshoot_build::push::PushArgs),
+    /// Pull an image from a registry into a layout or an oci-archive.
+    Pull(netshoot_build::push::PullArgs),
 }
 
 #[derive(Args, Debug)]
@@ -225,6 +229,8 @@ fn run(cli: Cli) -> Result<()> {
             eprintln!("wrote {}", a.output.display());
             Ok(())
         }
+        Command::Push(a) => netshoot_build::push::run_push(a),
+        Command::Pull(a) => netshoot_build::push::run_pull(a),
         Command::Lock(a) => {
             let spec = netshoot_build::spec::Spec::load(&a.spec)?;
             let mirrors = netshoot_build::apt::MirrorConfig::from_flags(&a.mirror)?;

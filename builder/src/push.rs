@@ -1,0 +1,286 @@
+//! `netshoot-build push` and `netshoot-build pull`: the command-line side
+//! of the `registry` crate. Progress goes to stderr, the result to stdout.
+
+use crate::error::{bad_input, network, verification};
+use anyhow::Context;
+use clap::Args;
+use image_layout::{OciLayout, Platform};
+use registry::{BlobOutcome, Client, ClientOptions, ProgressEvent, Reference};
+use std::io::BufRead;
+use std::path::PathBuf;
+
+/// Options shared by push and pull: transport, TLS and credentials.
+#[derive(Args, Debug, Clone)]
+pub struct ConnectArgs {
+    /// Blobs transferred in parallel.
+    #[arg(long, default_value_t = 4)]
+    pub jobs: usize,
+    /// Allow plain HTTP and unverified TLS for this registry (loopback
+    /// registries may use plain HTTP without it).
+    #[arg(long)]
+    pub insecure: bool,
+    /// Extra CA certificate (PEM) to trust; may be repeated.
+    #[arg(long = "ca-cert", value_name = "FILE")]
+    pub ca_cert: Vec<PathBuf>,
+    /// User name (the password is read from stdin with --password-stdin).
+    #[arg(long, requires = "password_stdin")]
+    pub username: Option<String>,
+    /// Read the password from the first line of stdin.
+    #[arg(long, requires = "username")]
+    pub password_stdin: bool,
+    /// Another repository of the same registry that may hold the blobs
+    /// (tried for cross-repository mounts); may be repeated.
+    #[arg(long = "mount-from", value_name = "REPO")]
+    pub mount_from: Vec<String>,
+    /// No progress on stderr.
+    #[arg(long, short)]
+    pub quiet: bool,
+}
+
+/// `netshoot-build push`.
+#[derive(Args, Debug)]
+pub struct PushArgs {
+    /// The OCI layout to push.
+    #[arg(long, conflicts_with = "archive", required_unless_present = "archive")]
+    pub layout: Option<PathBuf>,
+    /// The tag in the layout to push (default: the only one).
+    #[arg(long, requires = "layout")]
+    pub source_tag: Option<String>,
+    /// An oci-archive or docker-archive to push instead of a layout.
+    #[arg(long)]
+    pub archive: Option<PathBuf>,
+    /// More tags to give the pushed image; may be repeated.
+    #[arg(long)]
+    pub tag: Vec<String>,
+    /// Push only these platforms (a new index lists them); may be repeated.
+    #[arg(long, value_delimiter = ',')]
+    pub platform: Vec<String>,
+    #[command(flatten)]
+    pub connect: ConnectArgs,
+    /// Where to push: `registry[:port]/repository[:tag]`.
+    pub reference: String,
+}
+
+/// `netshoot-build pull`.
+#[derive(Args, Debug)]
+pub struct PullArgs {
+    /// What to pull: `registry[:port]/repository[:tag|@digest]`.
+    pub reference: String,
+    /// OCI layout folder to pull into (created if missing; other tags kept).
+    #[arg(long, conflicts_with = "archive", required_unless_present = "archive")]
+    pub out: Option<PathBuf>,
+    /// Write an oci-archive instead of a layout folder.
+    #[arg(long)]
+    pub archive: Option<PathBuf>,
+    /// Pull only these platforms; may be repeated.
+    #[arg(long, value_delimiter = ',')]
+    pub platform: Vec<String>,
+    /// The tag to record in the layout (default: the reference's tag, or `latest`).
+    #[arg(long)]
+    pub tag: Option<String>,
+    #[command(flatten)]
+    pub connect: ConnectArgs,
+}
+
+fn parse_platforms(list: &[String]) -> anyhow::Result<Vec<Platform>> {
+    list.iter()
+        .map(|p| {
+            p.parse::<Platform>()
+                .map_err(|e| bad_input(format!("--platform: {e}")))
+        })
+        .collect()
+}
+
+/// Gives a registry error its exit-code class: the registry or the
+/// network (4), content that did not verify (3), or our own input (2).
+fn classify(e: registry::Error) -> anyhow::Error {
+    use registry::Error as E;
+    match e {
+        E::Verify { .. } => verification(e.to_string()),
+        E::Invalid(_) | E::Layout(_) | E::Io { .. } => bad_input(e.to_string()),
+        _ => network(e.to_string()),
+    }
+}
+
+fn reference(s: &str) -> anyhow::Result<Reference> {
+    s.parse::<Reference>().map_err(|e| bad_input(e.to_string()))
+}
+
+fn client(c: &ConnectArgs) -> anyhow::Result<Client> {
+    let password = if c.password_stdin {
+        let mut line = String::new();
+        std::io::stdin()
+            .lock()
+            .read_line(&mut line)
+            .context("reading the password from stdin")?;
+        let p = line.trim_end_matches(['\n', '\r']).to_string();
+        if p.is_empty() {
+            return Err(bad_input("--password-stdin: stdin gave an empty password"));
+        }
+        Some(p)
+    } else {
+        None
+    };
+    Client::new(ClientOptions {
+        insecure: c.insecure,
+        ca_certs: c.ca_cert.clone(),
+        jobs: c.jobs.max(1),
+        username: c.username.clone(),
+        password,
+        mount_from: c.mount_from.clone(),
+        ..ClientOptions::default()
+    })
+    .map_err(classify)
+}
+
+fn short(d: &image_layout::Digest) -> &str {
+    &d.hex()[..12]
+}
+
+fn print_progress(quiet: bool) -> impl Fn(ProgressEvent) {
+    move |ev| {
+        if quiet {
+            return;
+        }
+        match ev {
+            ProgressEvent::BlobStarted { .. } => {}
+            ProgressEvent::BlobDone {
+                digest,
+                size,
+                outcome,
+            } => {
+                let how = match outcome {
+                    BlobOutcome::Uploaded => "pushed".to_string(),
+                    BlobOutcome::Skipped => "exists".to_string(),
+                    BlobOutcome::Mounted { from } => format!("mounted from {from}"),
+                    BlobOutcome::Downloaded => "pulled".to_string(),
+                };
+                eprintln!("  {} {:>10} bytes  {how}", short(&digest), size);
+            }
+            ProgressEvent::ManifestPushed { reference, digest } => {
+                if reference.starts_with("sha256:") {
+                    eprintln!("  {} manifest", short(&digest));
+                } else {
+                    eprintln!("  tagged {reference}");
+                }
+            }
+            ProgressEvent::Retrying {
+                what,
+                attempt,
+                error,
+                delay,
+            } => eprintln!("  retry {attempt} of {what} in {delay:?}: {error}"),
+        }
+    }
+}
+
+/// Runs `netshoot-build push`: prints `REF@sha256:...` on stdout.
+pub fn run_push(args: PushArgs) -> anyhow::Result<()> {
+    let target = reference(&args.reference)?;
+    let platforms = parse_platforms(&args.platform)?;
+    // An archive is unpacked into a temporary layout that lives until the
+    // push is over.
+    let _tmp;
+    let (layout, tag) = match (&args.layout, &args.archive) {
+        (Some(dir), _) => (
+            OciLayout::open(dir).map_err(|e| bad_input(e.to_string()))?,
+            args.source_tag.clone(),
+        ),
+        (None, Some(archive)) => {
+            let tmp = tempfile::tempdir().context("creating a temporary folder")?;
+            let layout = image_layout::archive::read_archive(archive, tmp.path())
+                .map_err(|e| bad_input(e.to_string()))?;
+            _tmp = tmp;
+            (layout, None)
+        }
+        (None, None) => return Err(bad_input("push: give --layout DIR or --archive FILE")),
+    };
+    let top = match layout.resolve(tag.as_deref()) {
+        Ok(d) => d,
+        // An archive with several tags and none asked for: push the first.
+        Err(e) if tag.is_none() => layout
+            .read_index()
+            .ok()
+            .and_then(|i| i.manifests().first().cloned())
+            .ok_or_else(|| bad_input(e.to_string()))?,
+        Err(e) => return Err(bad_input(e.to_string())),
+    };
+    let client = client(&args.connect)?;
+    let report = client
+        .push_layout(
+            &layout,
+            &top,
+            (!platforms.is_empty()).then_some(platforms.as_slice()),
+            &target,
+            &args.tag,
+            &print_progress(args.connect.quiet),
+        )
+        .map_err(classify)?;
+    if !args.connect.quiet {
+        eprintln!(
+            "pushed {} blobs ({} bytes), {} already there, {} mounted; tags: {}",
+            report.blobs_uploaded,
+            report.bytes_sent,
+            report.blobs_skipped,
+            report.blobs_mounted,
+            report.tags.join(", ")
+        );
+    }
+    println!("{}", report.reference);
+    Ok(())
+}
+
+/// Runs `netshoot-build pull`: prints `REF@sha256:...` on stdout.
+pub fn run_pull(args: PullArgs) -> anyhow::Result<()> {
+    let source = reference(&args.reference)?;
+    let platforms = parse_platforms(&args.platform)?;
+    let tag = args
+        .tag
+        .clone()
+        .or_else(|| source.tag.clone())
+        .unwrap_or_else(|| "latest".into());
+    let client = client(&args.connect)?;
+    let pull_into = |layout: &OciLayout| -> anyhow::Result<image_layout::Digest> {
+        let desc = client
+            .pull_with_progress(
+                &source,
+                (!platforms.is_empty()).then_some(platforms.as_slice()),
+                layout,
+                &tag,
+                &print_progress(args.connect.quiet),
+            )
+            .map_err(classify)?;
+        Ok(image_layout::Digest::from(desc.digest()))
+    };
+    let digest = match (&args.out, &args.archive) {
+        (Some(dir), _) => {
+            // A folder this pull creates is removed again if the pull
+            // fails, so a failure leaves nothing half-written behind.
+            let fresh = !dir.exists();
+            let layout =
+                OciLayout::create(dir).with_context(|| format!("--out {}", dir.display()))?;
+            match pull_into(&layout) {
+                Ok(d) => d,
+                Err(e) => {
+                    if fresh {
+                        let _ = std::fs::remove_dir_all(dir);
+                    }
+                    return Err(e);
+                }
+            }
+        }
+        (None, Some(archive)) => {
+            // Pull into a scratch layout, then write the archive through a
+            // temporary file: no half-written archive on failure.
+            let tmp = tempfile::tempdir().context("creating a temporary folder")?;
+            let layout = OciLayout::create(tmp.path()).context("creating a temporary layout")?;
+            let d = pull_into(&layout)?;
+            image_layout::archive::write_oci_archive(&layout, std::slice::from_ref(&tag), archive)
+                .with_context(|| format!("writing {}", archive.display()))?;
+            d
+        }
+        (None, None) => return Err(bad_input("pull: give --out DIR or --archive FILE")),
+    };
+    println!("{}", source.with_digest(&digest));
+    Ok(())
+}

@@ -1,0 +1,454 @@
+//! Pulling an image into an OCI layout, checking the digest and size of
+//! everything received before it gets a name in the store.
+
+use crate::client::{expect, lock, Client, Registry, Req};
+use crate::error::{Error, Result, Target};
+use crate::push::{filter_index, is_manifest_type, BlobOutcome, ProgressEvent};
+use crate::reference::Reference;
+use image_layout::layout::{MT_DOCKER_LIST, MT_DOCKER_MANIFEST, MT_INDEX, MT_MANIFEST, REF_NAME};
+use image_layout::oci_spec::image::{Descriptor, ImageIndex, ImageIndexBuilder, MediaType};
+use image_layout::{canonical_json, Digest, OciLayout, Platform};
+use reqwest::Method;
+use std::collections::{HashMap, VecDeque};
+use std::io::{Read, Write};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Mutex;
+
+/// The `Accept` list for manifests: OCI and Docker v2, index and image.
+pub const MANIFEST_ACCEPT: &str = "application/vnd.oci.image.index.v1+json, application/vnd.oci.image.manifest.v1+json, application/vnd.docker.distribution.manifest.list.v2+json, application/vnd.docker.distribution.manifest.v2+json";
+
+/// Manifests larger than this are refused (the distribution spec's
+/// suggested limit is 4 MiB).
+const MAX_MANIFEST: u64 = 4 << 20;
+
+impl Client {
+    /// Fetches a manifest or index: its exact bytes, media type and digest.
+    /// When `reference` is a digest the bytes must hash to it.
+    pub fn get_manifest(&self, source: &Reference) -> Result<(Vec<u8>, String, Digest)> {
+        let reg = self.registry(source.api_host())?;
+        let scopes = vec![format!("repository:{}:pull", source.repository)];
+        self.fetch_manifest(
+            &reg,
+            &source.repository,
+            &scopes,
+            &source.manifest_ref(),
+            source.digest.as_ref(),
+            None,
+        )
+    }
+
+    fn fetch_manifest(
+        &self,
+        reg: &Registry,
+        repo: &str,
+        scopes: &[String],
+        reference: &str,
+        expect_digest: Option<&Digest>,
+        expect_size: Option<u64>,
+    ) -> Result<(Vec<u8>, String, Digest)> {
+        let target = Target {
+            registry: reg.host.clone(),
+            repository: repo.to_string(),
+            object: format!("manifest {reference}"),
+        };
+        let url = reg
+            .base
+            .join(&format!("{repo}/manifests/{reference}"))
+            .map_err(|e| Error::Invalid(format!("{target}: {e}")))?;
+        let req = Req::new(Method::GET, url).header("accept", MANIFEST_ACCEPT);
+        let resp = expect(
+            self.send(reg, &req, scopes, &target, true)?,
+            &[200],
+            &target,
+        )?;
+        let header_digest = resp
+            .headers()
+            .get("docker-content-digest")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string);
+        let content_type = resp
+            .headers()
+            .get(reqwest::header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .map(|v| v.split(';').next().unwrap_or(v).trim().to_string());
+        let mut bytes = Vec::new();
+        resp.take(MAX_MANIFEST + 1)
+            .read_to_end(&mut bytes)
+            .map_err(|e| Error::Transport {
+                target: target.clone(),
+                detail: format!("reading the body: {e}"),
+            })?;
+        if bytes.len() as u64 > MAX_MANIFEST {
+            return Err(Error::Verify {
+                target,
+                detail: format!("larger than {MAX_MANIFEST} bytes"),
+            });
+        }
+        let digest = Digest::of(&bytes);
+        let verify = |detail: String| Error::Verify {
+            target: target.clone(),
+            detail,
+        };
+        if let Some(want) = expect_digest {
+            if &digest != want {
+                return Err(verify(format!(
+                    "content has digest {digest}, expected {want}"
+                )));
+            }
+        }
+        if let Some(want) = expect_size {
+            if bytes.len() as u64 != want {
+                return Err(verify(format!("{} bytes, expected {want}", bytes.len())));
+            }
+        }
+        if let Some(h) = header_digest {
+            if h != digest.to_string() {
+                return Err(verify(format!(
+                    "content has digest {digest}, the registry says {h}"
+                )));
+            }
+        }
+        // The mediaType inside the content is covered by the digest; the
+        // header is not, so prefer the former.
+        let v: serde_json::Value =
+            serde_json::from_slice(&bytes).map_err(|e| verify(format!("not JSON: {e}")))?;
+        let mt = v
+            .get("mediaType")
+            .and_then(|m| m.as_str())
+            .map(str::to_string)
+            .or(content_type)
+            .ok_or_else(|| verify("no media type".into()))?;
+        if !is_manifest_type(&mt) {
+            return Err(verify(format!("unsupported manifest media type {mt}")));
+        }
+        Ok((bytes, mt, digest))
+    }
+
+    /// Pulls `source` into `dest` and tags it `tag` in `dest`'s
+    /// `index.json` (replacing an entry with that tag, keeping the others).
+    /// With `platforms`, only those platforms are fetched and a new index
+    /// listing them is stored. Every manifest and blob is checked against
+    /// its digest and size before it is stored. Returns the descriptor
+    /// added to `index.json`.
+    pub fn pull(
+        &self,
+        source: &Reference,
+        platforms: Option<&[Platform]>,
+        dest: &OciLayout,
+        tag: &str,
+    ) -> Result<Descriptor> {
+        self.pull_with_progress(source, platforms, dest, tag, &|_| {})
+    }
+
+    /// [`Client::pull`] reporting progress on the calling thread.
+    pub fn pull_with_progress(
+        &self,
+        source: &Reference,
+        platforms: Option<&[Platform]>,
+        dest: &OciLayout,
+        tag: &str,
+        progress: &dyn Fn(ProgressEvent),
+    ) -> Result<Descriptor> {
+        let reg = self.registry(source.api_host())?;
+        let repo = source.repository.as_str();
+        let scopes = vec![format!("repository:{repo}:pull")];
+        let (mut top, top_mt, _) = self.fetch_manifest(
+            &reg,
+            repo,
+            &scopes,
+            &source.manifest_ref(),
+            source.digest.as_ref(),
+            None,
+        )?;
+        let platforms = platforms.filter(|p| !p.is_empty());
+        let mut manifests: Vec<(Vec<u8>, String)> = Vec::new();
+        let mut blobs: Vec<(Digest, u64)> = Vec::new();
+        let mut pending: VecDeque<(Vec<u8>, String)> = VecDeque::new();
+        if top_mt == MT_INDEX || top_mt == MT_DOCKER_LIST {
+            if let Some(ps) = platforms {
+                let mut v: serde_json::Value = serde_json::from_slice(&top)
+                    .map_err(|e| Error::Invalid(format!("{source}: {e}")))?;
+                filter_index(&mut v, ps, &source.to_string())?;
+                top = canonical_json(&v).map_err(|e| Error::Invalid(format!("{source}: {e}")))?;
+            }
+            pending.push_back((top.clone(), top_mt.clone()));
+        } else {
+            pending.push_back((top.clone(), top_mt.clone()));
+        }
+        // Walk manifests breadth-first; nested indexes are followed.
+        let mut guard = 0;
+        while let Some((bytes, mt)) = pending.pop_front() {
+            guard += 1;
+            if guard > 10_000 {
+                return Err(Error::Invalid(format!("{source}: too many manifests")));
+            }
+            let v: serde_json::Value = serde_json::from_slice(&bytes)
+                .map_err(|e| Error::Invalid(format!("{source}: {e}")))?;
+            let desc_of = |d: &serde_json::Value| -> Result<(Digest, u64, String)> {
+                let digest = d
+                    .get("digest")
+                    .and_then(|x| x.as_str())
+                    .and_then(|x| x.parse::<Digest>().ok())
+                    .ok_or_else(|| {
+                        Error::Invalid(format!(
+                            "{source}: a descriptor without a valid sha256 digest"
+                        ))
+                    })?;
+                let size = d.get("size").and_then(|x| x.as_u64()).ok_or_else(|| {
+                    Error::Invalid(format!("{source}: descriptor {digest} has no size"))
+                })?;
+                let mt = d
+                    .get("mediaType")
+                    .and_then(|x| x.as_str())
+                    .unwrap_or("")
+                    .to_string();
+                Ok((digest, size, mt))
+            };
+            if mt == MT_INDEX || mt == MT_DOCKER_LIST {
+                for m in v
+                    .get("manifests")
+                    .and_then(|m| m.as_array())
+                    .into_iter()
+                    .flatten()
+                {
+                    let (d, size, _) = desc_of(m)?;
+                    let (child, cmt, _) = self.fetch_manifest(
+                        &reg,
+                        repo,
+                        &scopes,
+                        &d.to_string(),
+                        Some(&d),
+                        Some(size),
+                    )?;
+                    pending.push_back((child, cmt));
+                }
+            } else if mt == MT_MANIFEST || mt == MT_DOCKER_MANIFEST {
+                let config = v.get("config").ok_or_else(|| {
+                    Error::Invalid(format!("{source}: a manifest without config"))
+                })?;
+                let (d, size, _) = desc_of(config)?;
+                blobs.push((d, size));
+                for l in v
+                    .get("layers")
+                    .and_then(|m| m.as_array())
+                    .into_iter()
+                    .flatten()
+                {
+                    let (d, size, _) = desc_of(l)?;
+                    blobs.push((d, size));
+                }
+            }
+            manifests.push((bytes, mt));
+        }
+        let mut seen = std::collections::HashSet::new();
+        blobs.retain(|(d, _)| seen.insert(d.clone()));
+        blobs.retain(|(d, _)| !dest.has_blob(d));
+        self.download_blobs(&reg, repo, &scopes, dest, blobs, progress)?;
+        for (bytes, _) in &manifests {
+            dest.put_blob(bytes).map_err(|e| Error::Io {
+                context: dest.root().display().to_string(),
+                source: e,
+            })?;
+        }
+        let top_digest = Digest::of(&top);
+        let mut desc = Descriptor::new(
+            MediaType::from(top_mt.as_str()),
+            top.len() as u64,
+            top_digest.to_oci(),
+        );
+        desc.set_annotations(Some(HashMap::from([(
+            REF_NAME.to_string(),
+            tag.to_string(),
+        )])));
+        let index = match dest.read_index() {
+            Ok(i) => i,
+            Err(_) if !dest.root().join("index.json").exists() => ImageIndexBuilder::default()
+                .schema_version(2u32)
+                .media_type(MediaType::ImageIndex)
+                .manifests(Vec::<Descriptor>::new())
+                .build()
+                .map_err(|e| Error::Invalid(format!("{}: {e}", dest.root().display())))?,
+            Err(e) => return Err(e.into()),
+        };
+        let mut entries: Vec<Descriptor> = index
+            .manifests()
+            .iter()
+            .filter(|d| {
+                d.annotations()
+                    .as_ref()
+                    .and_then(|a| a.get(REF_NAME))
+                    .is_none_or(|n| n != tag)
+            })
+            .cloned()
+            .collect();
+        entries.push(desc.clone());
+        let mut new_index: ImageIndex = index;
+        new_index.set_manifests(entries);
+        dest.write_index(&new_index).map_err(|e| Error::Io {
+            context: dest.root().join("index.json").display().to_string(),
+            source: e,
+        })?;
+        Ok(desc)
+    }
+
+    fn download_blobs(
+        &self,
+        reg: &Registry,
+        repo: &str,
+        scopes: &[String],
+        dest: &OciLayout,
+        blobs: Vec<(Digest, u64)>,
+        progress: &dyn Fn(ProgressEvent),
+    ) -> Result<()> {
+        let queue = Mutex::new(blobs.into_iter().collect::<VecDeque<_>>());
+        let abort = AtomicBool::new(false);
+        let first_err: Mutex<Option<Error>> = Mutex::new(None);
+        let (tx, rx) = std::sync::mpsc::channel::<ProgressEvent>();
+        std::thread::scope(|s| {
+            for _ in 0..self.opts.jobs.max(1) {
+                let tx = tx.clone();
+                let (queue, abort, first_err) = (&queue, &abort, &first_err);
+                s.spawn(move || loop {
+                    if abort.load(Ordering::Relaxed) {
+                        break;
+                    }
+                    let Some((d, size)) = lock(queue).pop_front() else {
+                        break;
+                    };
+                    let _ = tx.send(ProgressEvent::BlobStarted {
+                        digest: d.clone(),
+                        size,
+                    });
+                    match self.download(reg, repo, scopes, dest, &d, size, &tx) {
+                        Ok(()) => {
+                            lock(&self.known_blobs)
+                                .insert((reg.host.clone(), d.to_string()), repo.to_string());
+                            let _ = tx.send(ProgressEvent::BlobDone {
+                                digest: d,
+                                size,
+                                outcome: BlobOutcome::Downloaded,
+                            });
+                        }
+                        Err(e) => {
+                            abort.store(true, Ordering::Relaxed);
+                            lock(first_err).get_or_insert(e);
+                            break;
+                        }
+                    }
+                });
+            }
+            drop(tx);
+            for ev in rx {
+                progress(ev);
+            }
+        });
+        match first_err.into_inner().unwrap_or_else(|p| p.into_inner()) {
+            Some(e) => Err(e),
+            None => Ok(()),
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn download(
+        &self,
+        reg: &Registry,
+        repo: &str,
+        scopes: &[String],
+        dest: &OciLayout,
+        d: &Digest,
+        size: u64,
+        tx: &std::sync::mpsc::Sender<ProgressEvent>,
+    ) -> Result<()> {
+        let target = Target {
+            registry: reg.host.clone(),
+            repository: repo.to_string(),
+            object: format!("blob {d}"),
+        };
+        let url = reg
+            .base
+            .join(&format!("{repo}/blobs/{d}"))
+            .map_err(|e| Error::Invalid(format!("{target}: {e}")))?;
+        let max = self.opts.retry.max_attempts.max(1);
+        let mut attempt = 1;
+        loop {
+            let r = self.download_once(reg, scopes, dest, &url, d, size, &target);
+            let err = match r {
+                Ok(()) => return Ok(()),
+                Err(e) => e,
+            };
+            if !err.is_transient() || attempt >= max {
+                return Err(err);
+            }
+            let delay = self.opts.retry.delay(attempt);
+            let _ = tx.send(ProgressEvent::Retrying {
+                what: target.to_string(),
+                attempt,
+                error: err.to_string(),
+                delay,
+            });
+            std::thread::sleep(delay);
+            attempt += 1;
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn download_once(
+        &self,
+        reg: &Registry,
+        scopes: &[String],
+        dest: &OciLayout,
+        url: &reqwest::Url,
+        d: &Digest,
+        size: u64,
+        target: &Target,
+    ) -> Result<()> {
+        let req = Req::new(Method::GET, url.clone());
+        let resp = expect(self.send(reg, &req, scopes, target, true)?, &[200], target)?;
+        let io = |e: std::io::Error| Error::Io {
+            context: dest.root().display().to_string(),
+            source: e,
+        };
+        let mut w = dest.blob_writer().map_err(io)?;
+        // Read one byte past the size, to notice a body that is too long.
+        let mut body = resp.take(size + 1);
+        let mut buf = vec![0u8; 256 * 1024];
+        let mut n = 0u64;
+        loop {
+            let k = body.read(&mut buf).map_err(|e| Error::Transport {
+                target: target.clone(),
+                detail: format!("reading the body: {e}"),
+            })?;
+            if k == 0 {
+                break;
+            }
+            n += k as u64;
+            if n > size {
+                return Err(Error::Verify {
+                    target: target.clone(),
+                    detail: format!("more than the {size} bytes its descriptor says"),
+                });
+            }
+            w.write_all(&buf[..k]).map_err(io)?;
+        }
+        if n != size {
+            // A short body is a broken transfer: worth another attempt.
+            return Err(Error::Transport {
+                target: target.clone(),
+                detail: format!("got {n} of {size} bytes"),
+            });
+        }
+        // BlobWriter::commit names the file after what was written, so
+        // check the digest first by committing into a check: the writer
+        // hashes as it goes; a mismatch leaves a stray blob under its true
+        // name, which we remove.
+        let got = w.commit().map_err(io)?;
+        if &got.digest != d {
+            let _ = std::fs::remove_file(dest.blob_path(&got.digest));
+            return Err(Error::Verify {
+                target: target.clone(),
+                detail: format!("content has digest {}, expected {d}", got.digest),
+            });
+        }
+        Ok(())
+    }
+}

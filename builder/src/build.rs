@@ -21,7 +21,7 @@ use image_layout::{
     write_layer, Body, Compression, Digest, Entry, LayerOptions, Meta, Node, OciLayout, Platform,
     Tree,
 };
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -50,6 +50,8 @@ pub struct BuildOptions {
     pub mirrors: crate::apt::MirrorConfig,
     /// Fail instead of relocking when the lock is missing or stale.
     pub locked: bool,
+    /// Maximum number of layers per image (see `layering`).
+    pub max_layers: usize,
 }
 
 /// One written layer.
@@ -192,24 +194,6 @@ pub fn build(opts: &BuildOptions) -> Result<BuildResult> {
                 let progress = &progress;
                 let payloads = &payloads;
                 s.spawn(move || {
-                    let mut groups: Vec<(String, Tree)> = Vec::new();
-                    if let (Some(apt), Some(pkgs)) = (&spec.apt, payloads.get(p)) {
-                        let arch = crate::apt::debian_arch(p)?;
-                        let asm = crate::rootfs::assemble(pkgs, apt, arch, opts.source_date_epoch)?;
-                        for n in &asm.notes {
-                            progress(format!("note {p}: {n}"));
-                        }
-                        let pkg_paths: Vec<&str> = asm.origin.keys().map(String::as_str).collect();
-                        let packages = asm.tree.subtree(pkg_paths);
-                        let system = asm.tree.subtree(
-                            asm.tree
-                                .iter()
-                                .map(|(p, _)| p)
-                                .filter(|p| !asm.origin.contains_key(*p)),
-                        );
-                        groups.push(("packages".into(), packages));
-                        groups.push(("system".into(), system));
-                    }
                     let mut url_tree = Tree::new();
                     for (i, u) in spec.url.iter().enumerate() {
                         let file = &url_files[&(i, p.clone())];
@@ -233,9 +217,30 @@ pub fn build(opts: &BuildOptions) -> Result<BuildResult> {
                             )
                             .map_err(|e| bad_input(format!("url {:?}: {e}", u.name)))?;
                     }
-                    groups.push(("url".into(), url_tree));
-                    groups.push(("local".into(), local_tree.clone()));
-                    groups.retain(|(_, t)| !t.is_empty());
+                    let extra = [&url_tree, local_tree];
+                    let groups = match (&spec.apt, payloads.get(p)) {
+                        (Some(apt), Some(pkgs)) => {
+                            let arch = crate::apt::debian_arch(p)?;
+                            let asm =
+                                crate::rootfs::assemble(pkgs, apt, arch, opts.source_date_epoch)?;
+                            for n in &asm.notes {
+                                progress(format!("note {p}: {n}"));
+                            }
+                            let sources: BTreeMap<String, String> = pkgs
+                                .iter()
+                                .map(|(l, _)| (l.name.clone(), l.source.clone()))
+                                .collect();
+                            crate::layering::split(&asm, &sources, opts.max_layers, &extra)
+                        }
+                        _ => {
+                            let empty = crate::rootfs::Assembled {
+                                tree: Tree::new(),
+                                origin: Default::default(),
+                                notes: Vec::new(),
+                            };
+                            crate::layering::split(&empty, &BTreeMap::new(), 1, &extra)
+                        }
+                    };
                     write_image(spec, p, groups, layout, &lopts, progress)
                 })
             })
@@ -284,7 +289,9 @@ pub fn spec_digest(spec: &Spec) -> Result<String> {
         "platforms": spec.platforms.iter().map(|p| p.to_string()).collect::<Vec<_>>(),
         "apt": apt,
     });
-    Ok(Digest::of(&image_layout::canonical_json(&v)?).hex().to_string())
+    Ok(Digest::of(&image_layout::canonical_json(&v)?)
+        .hex()
+        .to_string())
 }
 
 /// Resolves every platform of the spec and writes the lockfile.

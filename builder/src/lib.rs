@@ -6,6 +6,7 @@ pub mod build;
 pub mod cache;
 pub mod error;
 pub mod inspect;
+pub mod layering;
 pub mod lockfile;
 pub mod push;
 pub mod rootfs;

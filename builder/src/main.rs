@@ -82,6 +82,9 @@ struct BuildArgs {
     /// Fail if the lockfile is missing or out of date instead of relocking.
     #[arg(long)]
     locked: bool,
+    /// Maximum number of layers per image (1 puts everything in one layer).
+    #[arg(long, default_value_t = netshoot_build::layering::DEFAULT_LAYERS, value_parser = clap::value_parser!(usize))]
+    layers: usize,
 }
 
 #[derive(Clone, Copy, Debug, ValueEnum)]
@@ -171,6 +174,7 @@ fn run(cli: Cli) -> Result<()> {
                 quiet: a.quiet,
                 mirrors: netshoot_build::apt::MirrorConfig::from_flags(&a.mirror)?,
                 locked: a.locked,
+                max_layers: a.layers,
             };
             let r = build::build(&opts)?;
             if a.json {

@@ -157,12 +157,10 @@ pub fn assemble(
                 'h' => Node::Hardlink(tree.resolve_parents(&e.target).map_err(|err| {
                     bad_input(format!("package {} {}: {err}", lp.name, lp.version))
                 })?),
-                other => {
-                    return Err(bad_input(format!(
-                        "package {}: cached payload has unknown entry kind {other:?}; clear the cache",
-                        lp.name
-                    )))
-                }
+                other => return Err(bad_input(format!(
+                    "package {}: cached payload has unknown entry kind {other:?}; clear the cache",
+                    lp.name
+                ))),
             };
             tree.insert(&at, Entry { node, meta })
                 .map_err(|err| bad_input(format!("package {} {}: {err}", lp.name, lp.version)))?;
@@ -173,10 +171,14 @@ pub fn assemble(
     }
 
     // Everything generated below replaces any package file at the same
-    // path; drop those paths from the package origin map.
-    let mut generated: BTreeMap<String, Entry> = BTreeMap::new();
-    let mut put = |path: &str, e: Entry| {
-        generated.insert(path.trim_start_matches('/').to_string(), e);
+    // path. A package's own dpkg info files belong to it (so they sit in
+    // its layer and change only with it); the rest has no owner.
+    let mut generated: BTreeMap<String, (Entry, Option<String>)> = BTreeMap::new();
+    let mut put_owned = |path: &str, e: Entry, owner: Option<&str>| {
+        generated.insert(
+            path.trim_start_matches('/').to_string(),
+            (e, owner.map(str::to_string)),
+        );
     };
 
     // dpkg database.
@@ -242,7 +244,12 @@ pub fn assemble(
             .unwrap_or_default();
         let mut list = listed.join("\n");
         list.push('\n');
-        put(&format!("var/lib/dpkg/info/{info_name}.list"), gen_file(list, 0o644));
+        let own = Some(lp.name.as_str());
+        put_owned(
+            &format!("var/lib/dpkg/info/{info_name}.list"),
+            gen_file(list, 0o644),
+            own,
+        );
         let kept: BTreeSet<&str> = listed.iter().map(|s| s.trim_start_matches('/')).collect();
         let mut sums = String::new();
         for (p, m) in &pl.md5sums {
@@ -251,27 +258,43 @@ pub fn assemble(
             }
         }
         if !sums.is_empty() {
-            put(&format!("var/lib/dpkg/info/{info_name}.md5sums"), gen_file(sums, 0o644));
+            put_owned(
+                &format!("var/lib/dpkg/info/{info_name}.md5sums"),
+                gen_file(sums, 0o644),
+                own,
+            );
         }
         if !pl.conffiles.is_empty() {
             let mut c = pl.conffiles.join("\n");
             c.push('\n');
-            put(&format!("var/lib/dpkg/info/{info_name}.conffiles"), gen_file(c, 0o644));
+            put_owned(
+                &format!("var/lib/dpkg/info/{info_name}.conffiles"),
+                gen_file(c, 0o644),
+                own,
+            );
         }
         for script in [&pl.preinst, &pl.postinst].into_iter().flatten() {
             let a = debian::maintscript::analyze(&lp.name, script);
             for u in &a.unresolved {
-                notes.push(format!("{}: maintainer script call not applied: {u}", lp.name));
+                notes.push(format!(
+                    "{}: maintainer script call not applied: {u}",
+                    lp.name
+                ));
             }
             actions.push((lp.name.clone(), a));
         }
     }
+    let mut put = |path: &str, e: Entry| put_owned(path, e, None);
     put("var/lib/dpkg/status", gen_file(status, 0o644));
     put("var/lib/dpkg/available", gen_file(Vec::new(), 0o644));
     // Format 1: info files of Multi-Arch: same packages carry `:arch`.
     put("var/lib/dpkg/info/format", gen_file("1\n", 0o644));
     put("var/lib/dpkg/arch", gen_file(format!("{arch}\n"), 0o644));
-    for d in ["var/lib/dpkg/updates", "var/lib/dpkg/triggers", "var/lib/dpkg/alternatives"] {
+    for d in [
+        "var/lib/dpkg/updates",
+        "var/lib/dpkg/triggers",
+        "var/lib/dpkg/alternatives",
+    ] {
         put(
             d,
             Entry {
@@ -282,9 +305,12 @@ pub fn assemble(
     }
 
     // Apply what was generated so far, so later steps see it.
-    for (p, e) in std::mem::take(&mut generated) {
+    for (p, (e, owner)) in std::mem::take(&mut generated) {
         tree.insert(&p, e).map_err(|e| bad_input(e.to_string()))?;
-        origin.remove(&p);
+        match owner {
+            Some(o) => origin.insert(p, o),
+            None => origin.remove(&p),
+        };
     }
 
     alternatives(&mut tree, &mut origin, &actions, &mut notes)?;
@@ -298,7 +324,12 @@ pub fn assemble(
     })
 }
 
-fn place(tree: &mut Tree, origin: &mut BTreeMap<String, String>, path: &str, e: Entry) -> Result<()> {
+fn place(
+    tree: &mut Tree,
+    origin: &mut BTreeMap<String, String>,
+    path: &str,
+    e: Entry,
+) -> Result<()> {
     let p = path.trim_start_matches('/');
     tree.insert(p, e).map_err(|e| bad_input(e.to_string()))?;
     origin.remove(p);
@@ -341,8 +372,19 @@ fn alternatives(
         }
         // The links: LINK -> /etc/alternatives/NAME -> PATH, unless a
         // package put a real file at LINK (update-alternatives leaves it).
-        place(tree, origin, &format!("etc/alternatives/{name}"), symlink(&best.path))?;
-        link_unless_real(tree, origin, &master, &format!("/etc/alternatives/{name}"), notes)?;
+        place(
+            tree,
+            origin,
+            &format!("etc/alternatives/{name}"),
+            symlink(&best.path),
+        )?;
+        link_unless_real(
+            tree,
+            origin,
+            &master,
+            &format!("/etc/alternatives/{name}"),
+            notes,
+        )?;
         for (sname, slink) in &slaves {
             let target = best
                 .slaves
@@ -350,8 +392,19 @@ fn alternatives(
                 .find(|(_, n, _)| n == sname)
                 .map(|(_, _, p)| p.clone());
             if let Some(t) = target.filter(|t| resolve_full(tree, t).is_some()) {
-                place(tree, origin, &format!("etc/alternatives/{sname}"), symlink(&t))?;
-                link_unless_real(tree, origin, slink, &format!("/etc/alternatives/{sname}"), notes)?;
+                place(
+                    tree,
+                    origin,
+                    &format!("etc/alternatives/{sname}"),
+                    symlink(&t),
+                )?;
+                link_unless_real(
+                    tree,
+                    origin,
+                    slink,
+                    &format!("/etc/alternatives/{sname}"),
+                    notes,
+                )?;
             }
         }
         // dpkg's administrative file.
@@ -373,7 +426,12 @@ fn alternatives(
             }
         }
         f.push('\n');
-        place(tree, origin, &format!("var/lib/dpkg/alternatives/{name}"), gen_file(f, 0o644))?;
+        place(
+            tree,
+            origin,
+            &format!("var/lib/dpkg/alternatives/{name}"),
+            gen_file(f, 0o644),
+        )?;
     }
     Ok(())
 }
@@ -390,7 +448,9 @@ fn link_unless_real(
         .map_err(|e| bad_input(e.to_string()))?;
     match tree.get(&at).map(|e| &e.node) {
         Some(Node::File { .. }) | Some(Node::Dir) => {
-            notes.push(format!("alternative link {link} is a real file; left as is"));
+            notes.push(format!(
+                "alternative link {link} is a real file; left as is"
+            ));
             Ok(())
         }
         _ => place(tree, origin, &at, symlink(target)),
@@ -431,11 +491,19 @@ impl Accounts {
             return g;
         }
         let gid = gid
-            .filter(|g| self.group.iter().all(|x| x.get(2).and_then(|s| s.parse::<u32>().ok()) != Some(*g)))
+            .filter(|g| {
+                self.group
+                    .iter()
+                    .all(|x| x.get(2).and_then(|s| s.parse::<u32>().ok()) != Some(*g))
+            })
             .or_else(|| Self::free(self.group.iter().filter_map(|g| g.get(2)?.parse().ok())))
             .unwrap_or(65534);
-        self.group
-            .push(vec![name.into(), "x".into(), gid.to_string(), String::new()]);
+        self.group.push(vec![
+            name.into(),
+            "x".into(),
+            gid.to_string(),
+            String::new(),
+        ]);
         gid
     }
 }
@@ -481,11 +549,20 @@ fn accounts(
             };
             let uid = u
                 .uid
-                .filter(|id| acc.passwd.iter().all(|x| x.get(2).and_then(|s| s.parse::<u32>().ok()) != Some(*id)))
-                .or_else(|| Accounts::free(acc.passwd.iter().filter_map(|p| p.get(2)?.parse().ok())))
+                .filter(|id| {
+                    acc.passwd
+                        .iter()
+                        .all(|x| x.get(2).and_then(|s| s.parse::<u32>().ok()) != Some(*id))
+                })
+                .or_else(|| {
+                    Accounts::free(acc.passwd.iter().filter_map(|p| p.get(2)?.parse().ok()))
+                })
                 .unwrap_or(65534);
             let home = u.home.clone().unwrap_or_else(|| "/nonexistent".into());
-            let shell = u.shell.clone().unwrap_or_else(|| "/usr/sbin/nologin".into());
+            let shell = u
+                .shell
+                .clone()
+                .unwrap_or_else(|| "/usr/sbin/nologin".into());
             acc.passwd.push(vec![
                 u.name.clone(),
                 "x".into(),
@@ -514,8 +591,17 @@ fn accounts(
         .iter()
         .map(|p| format!("{}:*:{days}:0:99999:7:::\n", p[0]))
         .collect();
-    let gshadow: String = acc.group.iter().map(|g| format!("{}:*::\n", g[0])).collect();
-    place(tree, origin, "etc/passwd", gen_file(join(&acc.passwd), 0o644))?;
+    let gshadow: String = acc
+        .group
+        .iter()
+        .map(|g| format!("{}:*::\n", g[0]))
+        .collect();
+    place(
+        tree,
+        origin,
+        "etc/passwd",
+        gen_file(join(&acc.passwd), 0o644),
+    )?;
     place(tree, origin, "etc/group", gen_file(join(&acc.group), 0o644))?;
     let mut sh = gen_file(shadow, 0o640);
     let mut gsh = gen_file(gshadow, 0o640);
@@ -534,7 +620,15 @@ fn accounts(
             m.gid = gid;
             m.uname = name.clone();
             m.gname = String::new();
-            place(tree, origin, &home, Entry { node: Node::Dir, meta: m })?;
+            place(
+                tree,
+                origin,
+                &home,
+                Entry {
+                    node: Node::Dir,
+                    meta: m,
+                },
+            )?;
         }
     }
     // Give owners their names in tar headers where the ids are known.
@@ -570,7 +664,10 @@ fn capabilities_and_overrides(
                 continue;
             };
             let (Some(uid), Some(gid)) = (users.get(&so.user), groups.get(&so.group)) else {
-                notes.push(format!("{pkg}: dpkg-statoverride names unknown {}:{}", so.user, so.group));
+                notes.push(format!(
+                    "{pkg}: dpkg-statoverride names unknown {}:{}",
+                    so.user, so.group
+                ));
                 continue;
             };
             if let Some(e) = tree.get_mut(&p) {
@@ -631,7 +728,17 @@ fn ca_certificates(tree: &mut Tree, origin: &mut BTreeMap<String, String>) -> Re
             symlink(&format!("/usr/share/ca-certificates/{c}")),
         )?;
     }
-    place(tree, origin, "etc/ca-certificates.conf", gen_file(conf, 0o644))?;
-    place(tree, origin, "etc/ssl/certs/ca-certificates.crt", gen_file(bundle, 0o644))?;
+    place(
+        tree,
+        origin,
+        "etc/ca-certificates.conf",
+        gen_file(conf, 0o644),
+    )?;
+    place(
+        tree,
+        origin,
+        "etc/ssl/certs/ca-certificates.crt",
+        gen_file(bundle, 0o644),
+    )?;
     Ok(())
 }

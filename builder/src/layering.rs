@@ -1,0 +1,105 @@
+//! How an image's files are split into layers.
+//!
+//! The rules make layers stable across small changes, which is what lets
+//! registries and nodes reuse them:
+//! - each package's files (and its dpkg info files) stay together;
+//! - a package is placed by a hash of its *source* package name into one
+//!   of a fixed number of buckets, so adding, removing or updating a
+//!   package changes only its own bucket, never the placement of others;
+//! - the few largest packages (≥ 32 MiB unpacked) get a layer of their
+//!   own, so updating one of them does not drag a bucket along;
+//! - files no package owns (the dpkg status, accounts, alternatives,
+//!   the CA bundle, local and url sources) go in one small top layer.
+//!
+//! The bucket count is fixed by the layer budget, not by the package set,
+//! so the same budget always gives the same placement.
+
+use crate::rootfs::Assembled;
+use image_layout::{Node, Tree};
+use sha2::{Digest as _, Sha256};
+use std::collections::BTreeMap;
+
+/// Default maximum number of layers.
+pub const DEFAULT_LAYERS: usize = 12;
+
+/// A package at least this large (unpacked) may get a layer of its own.
+pub const BIG_PACKAGE: u64 = 32 << 20;
+
+/// Splits an assembled root filesystem into at most `max_layers` layers,
+/// the last one being the top layer of unowned files into which `extra`
+/// trees (local and url sources) are merged, later ones winning.
+pub fn split(
+    asm: &Assembled,
+    sources: &BTreeMap<String, String>,
+    max_layers: usize,
+    extra: &[&Tree],
+) -> Vec<(String, Tree)> {
+    let max_layers = max_layers.max(1);
+    let pkg_budget = max_layers - 1;
+    let mut by_pkg: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
+    let mut top_paths: Vec<&str> = Vec::new();
+    for (path, _) in asm.tree.iter() {
+        match asm.origin.get(path) {
+            Some(pkg) if pkg_budget > 0 => by_pkg.entry(pkg.as_str()).or_default().push(path),
+            _ => top_paths.push(path),
+        }
+    }
+    let size_of = |paths: &[&str]| -> u64 {
+        paths
+            .iter()
+            .filter_map(|p| match asm.tree.get(p).map(|e| &e.node) {
+                Some(Node::File { size, .. }) => Some(*size),
+                _ => None,
+            })
+            .sum()
+    };
+    let mut layers: Vec<(String, Tree)> = Vec::new();
+    if pkg_budget > 0 {
+        let big_slots = (pkg_budget / 3).min(3);
+        let buckets = pkg_budget - big_slots;
+        let mut big: Vec<(&str, u64)> = by_pkg
+            .iter()
+            .map(|(n, p)| (*n, size_of(p)))
+            .filter(|(_, s)| *s >= BIG_PACKAGE)
+            .collect();
+        big.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(b.0)));
+        big.truncate(big_slots);
+        let mut big_names: Vec<&str> = big.iter().map(|(n, _)| *n).collect();
+        big_names.sort();
+        let mut bucket_paths: Vec<Vec<&str>> = vec![Vec::new(); buckets.max(1)];
+        for (pkg, paths) in &by_pkg {
+            if big_names.contains(pkg) {
+                continue;
+            }
+            let src = sources.get(*pkg).map(String::as_str).unwrap_or(pkg);
+            let h = Sha256::digest(src.as_bytes());
+            let n = u64::from_be_bytes(h[..8].try_into().unwrap_or([0; 8]));
+            let idx = (n % bucket_paths.len() as u64) as usize;
+            bucket_paths[idx].extend(paths.iter().copied());
+        }
+        for (i, paths) in bucket_paths.into_iter().enumerate() {
+            if !paths.is_empty() {
+                layers.push((format!("packages-{i}"), asm.tree.subtree(paths)));
+            }
+        }
+        for name in big_names {
+            let paths = by_pkg.get(name).cloned().unwrap_or_default();
+            layers.push((format!("package {name}"), asm.tree.subtree(paths)));
+        }
+    }
+    let mut top = asm.tree.subtree(top_paths);
+    for t in extra {
+        for (p, e) in t.iter() {
+            // A later source replaces a file; a directory keeps the
+            // metadata the image already gives it.
+            if matches!(e.node, Node::Dir) && top.get(p).is_some() {
+                continue;
+            }
+            let _ = top.insert(p, e.clone());
+        }
+    }
+    if !top.is_empty() {
+        layers.push(("top".into(), top));
+    }
+    layers
+}

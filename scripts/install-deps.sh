@@ -27,6 +27,11 @@ if [ "${#missing[@]}" -gt 0 ]; then
   DEBIAN_FRONTEND=noninteractive $sudo_cmd apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
 
+# Tests that use `apt-get download` need the host's package lists.
+if ! ls /var/lib/apt/lists/*_Packages >/dev/null 2>&1; then
+  [ "$(id -u)" -eq 0 ] && apt-get update -qq || sudo apt-get update -qq
+fi
+
 if command -v rustup >/dev/null 2>&1; then
   installed=$(rustup target list --installed)
   for t in "${RUST_TARGETS[@]}"; do
@@ -35,4 +40,14 @@ if command -v rustup >/dev/null 2>&1; then
 fi
 if ! command -v cargo-nextest >/dev/null 2>&1 && ! cargo nextest --version >/dev/null 2>&1; then
   : # cargo test is used when nextest is absent
+fi
+
+# arm64 binaries of the image run in a chroot through binfmt_misc and
+# qemu-user-static (flag F: the interpreter is opened at registration, so
+# it works inside the image root).
+if [ -d /proc/sys/fs/binfmt_misc ]; then
+  [ -e /proc/sys/fs/binfmt_misc/register ] || mount -t binfmt_misc binfmt_misc /proc/sys/fs/binfmt_misc 2>/dev/null || true
+  if command -v update-binfmts >/dev/null 2>&1 && [ ! -e /proc/sys/fs/binfmt_misc/qemu-aarch64 ]; then
+    update-binfmts --enable qemu-aarch64 >/dev/null 2>&1 || true
+  fi
 fi

@@ -33,8 +33,11 @@ impl MirrorConfig {
             let (k, u) = v.split_once('=').ok_or_else(|| {
                 bad_input(format!("--mirror {v:?}: expected NAME=URL, e.g. debian=https://registry.example.com/debian"))
             })?;
-            if !(u.starts_with("http://") || u.starts_with("https://") || u.starts_with("file://")) {
-                return Err(bad_input(format!("--mirror {v:?}: the URL must be http(s):// or file://")));
+            if !(u.starts_with("http://") || u.starts_with("https://") || u.starts_with("file://"))
+            {
+                return Err(bad_input(format!(
+                    "--mirror {v:?}: the URL must be http(s):// or file://"
+                )));
             }
             flags.insert(k.to_string(), u.trim_end_matches('/').to_string());
         }
@@ -80,7 +83,9 @@ impl MirrorConfig {
                 .or_else(|| by_name(&repo.name))
                 .or_else(|| repo.url.clone())
         } else {
-            by_name(&repo.name).or_else(|| repo.url.clone()).or_else(host)
+            by_name(&repo.name)
+                .or_else(|| repo.url.clone())
+                .or_else(host)
         };
         found.map(|u| u.trim_end_matches('/').to_string()).ok_or_else(|| {
             let (flag, env) = if security {
@@ -107,7 +112,11 @@ pub fn debian_arch(p: &Platform) -> Result<&'static str> {
         ("ppc64le", _) => "ppc64el",
         ("s390x", _) => "s390x",
         ("riscv64", _) => "riscv64",
-        _ => return Err(bad_input(format!("platform {p} has no Debian architecture"))),
+        _ => {
+            return Err(bad_input(format!(
+                "platform {p} has no Debian architecture"
+            )))
+        }
     })
 }
 
@@ -158,7 +167,10 @@ pub fn lock_platform(
         for suite in &repo.suites {
             let base = mirrors.url_for(repo, suite)?;
             for comp in &repo.components {
-                log(format!("index {}/{suite}/{comp}/binary-{arch} from {base}", repo.name));
+                log(format!(
+                    "index {}/{suite}/{comp}/binary-{arch} from {base}",
+                    repo.name
+                ));
                 let idx = load_index(&fetch, &base, suite, comp, arch, &keyring, now)
                     .map_err(|e| classify_repo_error(&repo.name, e))?;
                 indexes.push(LockedIndex {
@@ -170,7 +182,11 @@ pub fn lock_platform(
                     packages_sha256: idx.packages_sha256.clone(),
                 });
                 for p in idx.packages {
-                    let key = (p.name.clone(), p.version.to_string(), p.architecture.clone());
+                    let key = (
+                        p.name.clone(),
+                        p.version.to_string(),
+                        p.architecture.clone(),
+                    );
                     if origin.contains_key(&key) {
                         continue;
                     }
@@ -183,7 +199,10 @@ pub fn lock_platform(
     let requests = apt
         .packages
         .iter()
-        .map(|r| r.parse::<Request>().map_err(|e| bad_input(format!("apt.packages: {e}"))))
+        .map(|r| {
+            r.parse::<Request>()
+                .map_err(|e| bad_input(format!("apt.packages: {e}")))
+        })
         .collect::<Result<Vec<_>>>()?;
     let resolver = Resolver::new(all, arch, &[]);
     let chosen = resolver
@@ -192,7 +211,11 @@ pub fn lock_platform(
     let mut packages: Vec<LockedPackage> = chosen
         .iter()
         .map(|p| {
-            let key = (p.name.clone(), p.version.to_string(), p.architecture.clone());
+            let key = (
+                p.name.clone(),
+                p.version.to_string(),
+                p.architecture.clone(),
+            );
             let (repository, suite) = origin.get(&key).cloned().unwrap_or_default();
             LockedPackage {
                 name: p.name.clone(),
@@ -316,7 +339,10 @@ pub fn fetch_payloads(
         for h in handles {
             match h.join() {
                 Ok(v) => out.extend(v),
-                Err(_) => out.push((usize::MAX, Err(anyhow::anyhow!("a download thread panicked")))),
+                Err(_) => out.push((
+                    usize::MAX,
+                    Err(anyhow::anyhow!("a download thread panicked")),
+                )),
             }
         }
         out.sort_by_key(|(i, _)| *i);
@@ -337,7 +363,11 @@ fn payload_for(
     cache: &Cache,
     log: &(dyn Fn(String) + Sync),
 ) -> Result<Payload> {
-    let dir = cache.root().join("payloads").join(PAYLOAD_FORMAT).join(&p.sha256);
+    let dir = cache
+        .root()
+        .join("payloads")
+        .join(PAYLOAD_FORMAT)
+        .join(&p.sha256);
     let index = dir.join("index.json");
     if let Ok(text) = std::fs::read(&index) {
         if let Ok(mut pl) = serde_json::from_slice::<Payload>(&text) {
@@ -355,8 +385,10 @@ fn payload_for(
     let tar_path = tmp.path().join("data.tar");
     let mut out = std::io::BufWriter::new(std::fs::File::create(&tar_path)?);
     let f = std::io::BufReader::new(std::fs::File::open(&deb)?);
-    let (control, entries) = debian::deb::read_deb(f, &mut out)
-        .map_err(|e| verification(format!("{} {}: {e}", p.name, p.version)))?;
+    let (control, entries) = debian::deb::read_deb(f, &mut out).map_err(|e| {
+        let file = p.filename.rsplit('/').next().unwrap_or(&p.filename);
+        verification(format!("{file}: {e}"))
+    })?;
     use std::io::Write;
     out.flush()?;
     drop(out);

@@ -157,10 +157,12 @@ pub fn assemble(
                 'h' => Node::Hardlink(tree.resolve_parents(&e.target).map_err(|err| {
                     bad_input(format!("package {} {}: {err}", lp.name, lp.version))
                 })?),
-                other => return Err(bad_input(format!(
+                other => {
+                    return Err(bad_input(format!(
                     "package {}: cached payload has unknown entry kind {other:?}; clear the cache",
                     lp.name
-                ))),
+                )))
+                }
             };
             tree.insert(&at, Entry { node, meta })
                 .map_err(|err| bad_input(format!("package {} {}: {err}", lp.name, lp.version)))?;
@@ -274,7 +276,22 @@ pub fn assemble(
             );
         }
         for script in [&pl.preinst, &pl.postinst].into_iter().flatten() {
-            let a = debian::maintscript::analyze(&lp.name, script);
+            let mut a = debian::maintscript::analyze(&lp.name, script);
+            // A script that asks debconf decides its setcap/statoverride
+            // calls on the answer, and the static reading cannot see which
+            // branch runs. Leave them out: that is what the default answer
+            // gives for iproute2 and wireshark-common (no capabilities),
+            // and a capability an image needs is granted by the spec.
+            if script.contains("db_get")
+                && (!a.capabilities.is_empty() || !a.stat_overrides.is_empty())
+            {
+                notes.push(format!(
+                    "{}: setcap/dpkg-statoverride behind a debconf question not applied (debconf default)",
+                    lp.name
+                ));
+                a.capabilities.clear();
+                a.stat_overrides.clear();
+            }
             for u in &a.unresolved {
                 notes.push(format!(
                     "{}: maintainer script call not applied: {u}",
@@ -575,6 +592,13 @@ fn accounts(
             if u.create_home && home != "/nonexistent" {
                 homes.push((home, uid, gid, u.name.clone()));
             }
+        }
+    }
+    // The hashes live in shadow/gshadow; passwd and group say `x`, as on a
+    // Debian system after `shadowconfig on` (base-passwd's masters say `*`).
+    for row in acc.passwd.iter_mut().chain(acc.group.iter_mut()) {
+        if let Some(pw) = row.get_mut(1) {
+            *pw = "x".into();
         }
     }
     let days = epoch / 86400;

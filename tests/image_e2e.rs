@@ -1,0 +1,625 @@
+//! The netshoot image in the ways its users launch it, with real network
+//! namespaces: runc joined to a "target container" namespace (what
+//! `docker run --net container:<name>` does), runc in the host namespace
+//! (`--net host`), the `kubectl run ... -- /bin/bash -c CMD` form, podman
+//! with `--network container:` and `--network host`, and every ELF on
+//! PATH checked for missing libraries on amd64 and (under qemu) arm64.
+//!
+//! All addresses are from 192.0.2.0/24 inside namespaces these tests make
+//! and remove; every loop is bounded.
+
+mod common;
+use common::*;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Mutex, OnceLock};
+use std::time::{Duration, Instant};
+
+/// The default image, built once for this test binary, unpacked per arch.
+struct Image {
+    _dir: tempfile::TempDir,
+    layout: PathBuf,
+    amd64: PathBuf,
+    arm64: PathBuf,
+}
+
+/// arm64 binaries run through binfmt_misc's qemu-aarch64 (installed and
+/// enabled by scripts/install-deps.sh).
+fn require_binfmt() {
+    let reg = std::fs::read_to_string("/proc/sys/fs/binfmt_misc/qemu-aarch64").unwrap_or_default();
+    assert!(
+        reg.contains("enabled") && reg.contains("flags: ") && reg.lines().any(|l| l.starts_with("flags:") && l.contains('F')),
+        "qemu-aarch64 is not registered with binfmt_misc (flag F); run scripts/install-deps.sh: {reg:?}"
+    );
+}
+
+fn image() -> &'static Image {
+    static IMG: OnceLock<Image> = OnceLock::new();
+    require_binfmt();
+    IMG.get_or_init(|| {
+        let dir = tempfile::tempdir().unwrap();
+        let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+        let layout = dir.path().join("netshoot");
+        ok(bin()
+            .current_dir(&root)
+            .args([
+                "build",
+                "-q",
+                "--locked",
+                "--spec",
+                "tools/netshoot.toml",
+                "--out",
+            ])
+            .arg(&layout));
+        let unpack = |arch: &str| {
+            let single = dir.path().join(format!("single-{arch}"));
+            ok(Command::new("skopeo")
+                .args(["copy", "--override-os", "linux", "--override-arch", arch])
+                .arg(format!("oci:{}:dev", layout.display()))
+                .arg(format!("oci:{}:{arch}", single.display())));
+            let bundle = dir.path().join(format!("bundle-{arch}"));
+            ok(Command::new("umoci")
+                .args(["unpack", "--image"])
+                .arg(format!("{}:{arch}", single.display()))
+                .arg(&bundle));
+            bundle.join("rootfs")
+        };
+        let amd64 = unpack("amd64");
+        let arm64 = unpack("arm64");
+        Image {
+            layout,
+            amd64,
+            arm64,
+            _dir: dir,
+        }
+    })
+}
+
+/// A pair of namespaces joined by a veth: the "target container"
+/// (192.0.2.1) and a peer (192.0.2.2).
+struct Net {
+    target: String,
+    peer: String,
+    children: Vec<Child>,
+}
+
+fn ip(args: &[&str]) {
+    ok(Command::new("ip").args(args));
+}
+
+impl Net {
+    fn new(tag: &str) -> Net {
+        let id = format!("{}{}", tag, std::process::id() % 100000);
+        let target = format!("nsbT{id}");
+        let peer = format!("nsbP{id}");
+        let _ = Command::new("ip").args(["netns", "del", &target]).output();
+        let _ = Command::new("ip").args(["netns", "del", &peer]).output();
+        ip(&["netns", "add", &target]);
+        ip(&["netns", "add", &peer]);
+        let (vt, vp) = (format!("vt{id}"), format!("vp{id}"));
+        ip(&["link", "add", &vt, "type", "veth", "peer", "name", &vp]);
+        ip(&["link", "set", &vt, "netns", &target]);
+        ip(&["link", "set", &vp, "netns", &peer]);
+        for (ns, dev, addr) in [(&target, &vt, "192.0.2.1/24"), (&peer, &vp, "192.0.2.2/24")] {
+            ip(&["-n", ns, "link", "set", dev, "name", "eth0"]);
+            ip(&["-n", ns, "addr", "add", addr, "dev", "eth0"]);
+            ip(&["-n", ns, "link", "set", "eth0", "up"]);
+            ip(&["-n", ns, "link", "set", "lo", "up"]);
+        }
+        Net {
+            target,
+            peer,
+            children: Vec::new(),
+        }
+    }
+
+    /// Starts `cmd` inside namespace `ns`, chrooted into `rootfs` (the
+    /// image's own binaries serve as the target's servers).
+    fn spawn(&mut self, ns: &str, rootfs: &Path, cmd: &str) {
+        // A private mount namespace gets the host's /dev bound into the
+        // image root (servers such as iperf3 read /dev/urandom); the host's
+        // mounts are not touched.
+        let script = format!(
+            "mount --rbind /dev {0}/dev && exec chroot {0} /bin/sh -c '{1}'",
+            rootfs.display(),
+            cmd.replace('\'', "'\\''")
+        );
+        let child = Command::new("ip")
+            .args([
+                "netns",
+                "exec",
+                ns,
+                "unshare",
+                "--mount",
+                "--propagation",
+                "private",
+                "sh",
+                "-c",
+            ])
+            .arg(script)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("spawn server");
+        self.children.push(child);
+    }
+
+    fn exec(&self, ns: &str, rootfs: &Path, cmd: &str) -> String {
+        ok(Command::new("ip")
+            .args(["netns", "exec", ns, "chroot"])
+            .arg(rootfs)
+            .args(["/bin/sh", "-c", cmd]))
+    }
+}
+
+impl Drop for Net {
+    fn drop(&mut self) {
+        for c in &mut self.children {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+        // Anything else still running in the namespaces goes too.
+        for ns in [&self.target, &self.peer] {
+            if let Ok(out) = Command::new("ip").args(["netns", "pids", ns]).output() {
+                for pid in String::from_utf8_lossy(&out.stdout).split_whitespace() {
+                    let _ = Command::new("kill").args(["-9", pid]).output();
+                }
+            }
+            let _ = Command::new("ip").args(["netns", "del", ns]).output();
+        }
+    }
+}
+
+/// Waits (bounded) until `check` succeeds.
+fn wait_until(what: &str, mut check: impl FnMut() -> bool) {
+    let start = Instant::now();
+    while start.elapsed() < Duration::from_secs(20) {
+        if check() {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    panic!("timed out waiting for {what}");
+}
+
+/// Runs `script` with bash in a runc container over `rootfs`, in the
+/// network namespace at `netns` (None: the host's, like `--net host`).
+fn runc(rootfs: &Path, netns: Option<&str>, caps: &[&str], script: &str) -> (bool, String) {
+    static LOCK: Mutex<()> = Mutex::new(());
+    let _g = LOCK.lock().unwrap_or_else(|e| e.into_inner());
+    let dir = tempfile::tempdir().unwrap();
+    let mut cfg: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(rootfs.parent().unwrap().join("config.json")).unwrap(),
+    )
+    .unwrap();
+    cfg["root"]["path"] = serde_json::json!(rootfs);
+    cfg["process"]["terminal"] = serde_json::json!(false);
+    cfg["process"]["args"] = serde_json::json!(["/bin/bash", "-c", script]);
+    cfg["process"]["env"] = serde_json::json!([
+        "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+        "HOME=/root",
+        "TERM=dumb"
+    ]);
+    let caps: Vec<String> = caps.iter().map(|c| format!("CAP_{c}")).collect();
+    for set in [
+        "bounding",
+        "effective",
+        "permitted",
+        "inheritable",
+        "ambient",
+    ] {
+        cfg["process"]["capabilities"][set] = serde_json::json!(caps);
+    }
+    let ns: Vec<serde_json::Value> = cfg["linux"]["namespaces"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|n| n["type"] != "network")
+        .cloned()
+        .chain(netns.map(|p| serde_json::json!({"type": "network", "path": p})))
+        .collect();
+    cfg["linux"]["namespaces"] = serde_json::json!(ns);
+    std::fs::write(
+        dir.path().join("config.json"),
+        serde_json::to_vec(&cfg).unwrap(),
+    )
+    .unwrap();
+    let id = format!("nsb-img-{}", std::process::id());
+    let _ = Command::new("runc").args(["delete", "-f", &id]).output();
+    let out = Command::new("timeout")
+        .args(["180", "runc", "run", "--bundle"])
+        .arg(dir.path())
+        .arg(&id)
+        .output()
+        .unwrap();
+    let _ = Command::new("runc").args(["delete", "-f", &id]).output();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (out.status.success(), text)
+}
+
+/// The capabilities `docker run --cap-add NET_ADMIN` gives a container
+/// (Docker's default set plus NET_ADMIN, as netshoot's README suggests for
+/// iptables and tc).
+const DOCKER_CAPS_PLUS_NET_ADMIN: &[&str] = &[
+    "CHOWN",
+    "DAC_OVERRIDE",
+    "FSETID",
+    "FOWNER",
+    "MKNOD",
+    "NET_RAW",
+    "SETGID",
+    "SETUID",
+    "SETFCAP",
+    "SETPCAP",
+    "NET_BIND_SERVICE",
+    "SYS_CHROOT",
+    "KILL",
+    "AUDIT_WRITE",
+    "NET_ADMIN",
+];
+
+const DNS_SERVER: &str = r#"
+import socket
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.bind(("192.0.2.1", 53))
+for _ in range(200):
+    q, addr = s.recvfrom(512)
+    # Header: same id, QR+RD+RA, 1 question, 1 answer; the question is
+    # echoed and answered with an A record 192.0.2.1 (TTL 60).
+    end = 12
+    while q[end] != 0:
+        end += q[end] + 1
+    question = q[12:end + 5]
+    answer = b"\xc0\x0c\x00\x01\x00\x01\x00\x00\x00\x3c\x00\x04" + bytes([192, 0, 2, 1])
+    s.sendto(q[:2] + b"\x81\x80\x00\x01\x00\x01\x00\x00\x00\x00" + question + answer, addr)
+"#;
+
+#[test]
+fn net_container_mode_runs_the_readme_scenarios() {
+    let img = image();
+    let rootfs = &img.amd64;
+    let mut net = Net::new("a");
+    let nsp = format!("/var/run/netns/{}", net.target);
+    // The target's services, run from the image's own binaries.
+    std::fs::create_dir_all(rootfs.join("srv/www")).unwrap();
+    std::fs::write(rootfs.join("srv/www/index.html"), "netshoot target page\n").unwrap();
+    std::fs::write(rootfs.join("srv/dns.py"), DNS_SERVER).unwrap();
+    net.exec(
+        &net.target.clone(),
+        rootfs,
+        "openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj /CN=target.example -keyout /srv/k.pem -out /srv/c.pem 2>/dev/null",
+    );
+    let t = net.target.clone();
+    net.spawn(
+        &t,
+        rootfs,
+        "exec python3 -m http.server 8080 --bind 192.0.2.1 --directory /srv/www",
+    );
+    net.spawn(&t, rootfs, "exec python3 /srv/dns.py");
+    net.spawn(
+        &t,
+        rootfs,
+        "exec openssl s_server -quiet -accept 8443 -cert /srv/c.pem -key /srv/k.pem -www",
+    );
+    net.spawn(&t, rootfs, "exec iperf3 -s -B 192.0.2.1 -p 5201");
+    wait_until("the target's servers", || {
+        Command::new("ip")
+            .args(["netns", "exec", &t, "chroot"])
+            .arg(rootfs)
+            .args(["ss", "-tln"])
+            .output()
+            .map(|o| {
+                let s = String::from_utf8_lossy(&o.stdout);
+                s.contains(":8080") && s.contains(":8443") && s.contains(":5201")
+            })
+            .unwrap_or(false)
+    });
+
+    // Another process (in the peer) talks to the target while netshoot
+    // captures: a bounded loop of 30 requests.
+    let peer = net.peer.clone();
+    let peer_root = rootfs.clone();
+    let traffic = std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_millis(1500));
+        for _ in 0..30 {
+            let _ = Command::new("ip")
+                .args(["netns", "exec", &peer, "chroot"])
+                .arg(&peer_root)
+                .args([
+                    "curl",
+                    "-s",
+                    "-m",
+                    "2",
+                    "-o",
+                    "/dev/null",
+                    "http://192.0.2.1:8080/",
+                ])
+                .output();
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    });
+
+    let script = r#"
+set -u
+echo "== ip route"; ip route
+echo "== ss"; ss -tulnp
+echo "== tcpdump"; timeout 20 tcpdump -Z root -n -c 5 -i eth0 -w /tmp/cap.pcap tcp port 8080 2>&1
+echo "== tshark"; tshark -r /tmp/cap.pcap 2>/dev/null | head -5
+echo "== dig"; dig +short @192.0.2.1 target.example
+echo "== drill"; drill @192.0.2.1 target.example | grep -A1 'ANSWER SECTION'
+echo "== curl"; curl -s http://192.0.2.1:8080/
+echo "== nc"; nc -vz -w 3 192.0.2.1 8080 2>&1
+echo "== nmap"; nmap -Pn -p 8080 192.0.2.1 | grep 8080
+echo "== iperf3"; iperf3 -c 192.0.2.1 -t 1 | tail -3
+echo "== mtr"; mtr --report -c 2 192.0.2.2
+echo "== openssl"; echo | timeout 10 openssl s_client -connect 192.0.2.1:8443 2>&1 | grep -E 'CONNECTED|Cipher is'
+echo "== iptables"; iptables -L -n | head -3
+echo "== nft"; nft list ruleset; echo "nft rc=$?"
+echo "== http"; http --version
+echo "== swaks"; swaks --help >/dev/null; echo "help rc=$?"; swaks --version
+echo "== end"
+"#;
+    let (okay, out) = runc(rootfs, Some(&nsp), DOCKER_CAPS_PLUS_NET_ADMIN, script);
+    traffic.join().unwrap();
+    let section = |name: &str| -> String {
+        out.split(&format!("== {name}\n"))
+            .nth(1)
+            .and_then(|s| s.split("\n== ").next())
+            .unwrap_or("")
+            .to_string()
+    };
+    assert!(okay, "{out}");
+    assert!(
+        section("ip route").contains("192.0.2.0/24 dev eth0"),
+        "{out}"
+    );
+    let ss = section("ss");
+    for port in [":8080", ":8443", ":5201", ":53"] {
+        assert!(
+            ss.contains(port),
+            "ss does not list the target's {port}: {ss}"
+        );
+    }
+    assert!(section("tcpdump").contains("5 packets captured"), "{out}");
+    assert!(section("tshark").lines().count() >= 5, "{out}");
+    assert!(section("tshark").contains("192.0.2.2"), "{out}");
+    assert_eq!(section("dig").trim(), "192.0.2.1", "{out}");
+    assert!(section("drill").contains("192.0.2.1"), "{out}");
+    assert_eq!(section("curl").trim(), "netshoot target page", "{out}");
+    assert!(section("nc").contains("succeeded"), "{out}");
+    assert!(section("nmap").contains("8080/tcp open"), "{out}");
+    assert!(section("iperf3").contains("receiver"), "{out}");
+    assert!(section("mtr").contains("192.0.2.2"), "{out}");
+    let tls = section("openssl");
+    assert!(
+        tls.contains("CONNECTED") && tls.contains("Cipher is"),
+        "{out}"
+    );
+    assert!(section("iptables").contains("Chain INPUT"), "{out}");
+    assert!(section("nft").contains("nft rc=0"), "{out}");
+    assert!(section("http").trim().starts_with('3'), "{out}");
+    let swaks = section("swaks");
+    assert!(
+        swaks.contains("help rc=0") && swaks.contains("swaks version"),
+        "{out}"
+    );
+}
+
+#[test]
+fn host_mode_and_kubectl_run_form() {
+    let img = image();
+    // `--net host`: the container sees the host's interfaces.
+    let host = ok(Command::new("ip").args(["-brief", "link"]));
+    let first = host.split_whitespace().next().unwrap().to_string();
+    let (okay, out) = runc(
+        &img.amd64,
+        None,
+        DOCKER_CAPS_PLUS_NET_ADMIN,
+        "ip -brief link",
+    );
+    assert!(okay, "{out}");
+    assert!(
+        out.contains(&first),
+        "host interface {first} not seen: {out}"
+    );
+    // `kubectl run tmp-shell --image netshoot -- /bin/bash -c CMD`.
+    let (okay, out) = runc(
+        &img.amd64,
+        None,
+        &[],
+        "echo kubectl-form-ok; test -x /bin/bash",
+    );
+    assert!(okay && out.contains("kubectl-form-ok"), "{out}");
+    // The default command is zsh, in /root, as netshoot has it.
+    let cfg = ok(Command::new("skopeo")
+        .args(["inspect", "--config", "--override-arch", "amd64"])
+        .arg(format!("oci:{}:dev", img.layout.display())));
+    let cfg: serde_json::Value = serde_json::from_str(&cfg).unwrap();
+    assert_eq!(cfg["config"]["Cmd"], serde_json::json!(["zsh"]));
+    assert_eq!(cfg["config"]["WorkingDir"], "/root");
+    let (okay, out) = runc(&img.amd64, None, &[], "zsh -ic 'echo zsh-ok' 2>&1");
+    assert!(okay && out.contains("zsh-ok"), "{out}");
+}
+
+/// Lists ELF executables on PATH whose libraries the dynamic loader
+/// cannot find, running the image's own loader (`--list`), under
+/// `qemu` for a foreign architecture.
+fn missing_libraries(rootfs: &Path, loader: &str, qemu: Option<&str>) -> (usize, Vec<String>) {
+    let mut checked = 0;
+    let mut bad = Vec::new();
+    for dir in ["usr/bin", "usr/sbin", "usr/local/bin"] {
+        let Ok(rd) = std::fs::read_dir(rootfs.join(dir)) else {
+            continue;
+        };
+        let mut names: Vec<_> = rd.flatten().map(|e| e.path()).collect();
+        names.sort();
+        for p in names {
+            let real = match std::fs::canonicalize(&p) {
+                Ok(r) if r.starts_with(rootfs) => r,
+                // Links through /etc/alternatives resolve inside the image.
+                _ => {
+                    let Ok(t) = std::fs::read_link(&p) else {
+                        continue;
+                    };
+                    let t = if t.is_absolute() {
+                        rootfs.join(t.strip_prefix("/").unwrap())
+                    } else {
+                        p.parent().unwrap().join(t)
+                    };
+                    match std::fs::canonicalize(&t) {
+                        Ok(r) => r,
+                        Err(_) => continue,
+                    }
+                }
+            };
+            let Ok(head) = std::fs::read(&real).map(|b| b.get(..4).map(|h| h.to_vec())) else {
+                continue;
+            };
+            if head.as_deref() != Some(b"\x7fELF") {
+                continue;
+            }
+            let inside = format!("/{}", real.strip_prefix(rootfs).unwrap_or(&real).display());
+            // A foreign loader runs through binfmt_misc's qemu (registered
+            // with the F flag, so it works inside the chroot, and absolute
+            // symlinks such as /etc/alternatives resolve in the image).
+            let _ = qemu;
+            let out = Command::new("chroot")
+                .arg(rootfs)
+                .args([loader, "--list", &inside])
+                .output();
+            let Ok(out) = out else { continue };
+            checked += 1;
+            let text = String::from_utf8_lossy(&out.stdout).to_string();
+            if text.contains("not found") {
+                bad.push(format!(
+                    "{inside}: {}",
+                    text.lines()
+                        .filter(|l| l.contains("not found"))
+                        .collect::<Vec<_>>()
+                        .join("; ")
+                ));
+            }
+        }
+    }
+    (checked, bad)
+}
+
+#[test]
+fn every_elf_on_path_finds_its_libraries_on_both_arches() {
+    let img = image();
+    let (n, bad) = missing_libraries(&img.amd64, "/lib64/ld-linux-x86-64.so.2", None);
+    assert!(n > 300, "only {n} ELF files checked on amd64");
+    assert!(
+        bad.is_empty(),
+        "amd64 missing libraries:\n{}",
+        bad.join("\n")
+    );
+    let (n, bad) = missing_libraries(
+        &img.arm64,
+        "/lib/ld-linux-aarch64.so.1",
+        Some("qemu-aarch64-static"),
+    );
+    assert!(n > 300, "only {n} ELF files checked on arm64");
+    assert!(
+        bad.is_empty(),
+        "arm64 missing libraries:\n{}",
+        bad.join("\n")
+    );
+    // And the main tools really run on arm64 under qemu-user.
+    for cmd in [
+        &["/usr/bin/curl", "--version"][..],
+        &["/usr/bin/ip", "-V"],
+        &["/usr/bin/tcpdump", "--version"],
+        &["/usr/bin/nmap", "--version"],
+        &["/usr/bin/bash", "-c", "uname -m"],
+    ] {
+        let out = ok(Command::new("chroot").arg(&img.arm64).args(cmd));
+        assert!(!out.is_empty(), "{cmd:?} printed nothing");
+    }
+    let arch = ok(Command::new("chroot")
+        .arg(&img.arm64)
+        .args(["/usr/bin/uname", "-m"]));
+    assert_eq!(arch.trim(), "aarch64");
+}
+
+#[test]
+fn podman_network_container_and_host() {
+    let img = image();
+    let t = tempfile::tempdir().unwrap();
+    let archive = t.path().join("netshoot.tar");
+    ok(bin()
+        .args([
+            "export",
+            "--format",
+            "docker",
+            "--platform",
+            "linux/amd64",
+            "--layout",
+        ])
+        .arg(&img.layout)
+        .arg("-o")
+        .arg(&archive));
+    let podman = Podman::new(&t.path().join("podman"));
+    ok(podman.cmd().args(["load", "-i"]).arg(&archive));
+    let name = format!("nsb-target-{}", std::process::id());
+    // The "target container": its own namespace with only loopback, a
+    // web server on 127.0.0.1.
+    ok(podman.cmd().args([
+        "run",
+        "-d",
+        "--name",
+        &name,
+        "--network",
+        "none",
+        "localhost/netshoot:dev",
+        "python3",
+        "-m",
+        "http.server",
+        "8080",
+        "--bind",
+        "127.0.0.1",
+        "--directory",
+        "/etc",
+    ]));
+    let curl = |extra: &[&str]| {
+        let mut c = podman.cmd();
+        c.args(["run", "--rm", "--network", &format!("container:{name}")])
+            .arg("localhost/netshoot:dev")
+            .args(extra);
+        c.output().unwrap()
+    };
+    let mut page = String::new();
+    for _ in 0..40 {
+        let o = curl(&["curl", "-s", "-m", "2", "http://127.0.0.1:8080/motd"]);
+        page = String::from_utf8_lossy(&o.stdout).to_string();
+        if o.status.success() && !page.is_empty() {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(250));
+    }
+    assert!(
+        page.contains("netshoot-build"),
+        "curl into the target's namespace: {page:?}"
+    );
+    let addr = String::from_utf8_lossy(&curl(&["ip", "-brief", "addr"]).stdout).to_string();
+    assert!(addr.contains("lo") && !addr.contains("eth0"), "{addr}");
+    let _ = podman.cmd().args(["rm", "-f", &name]).output();
+    // --network host sees the host's interfaces.
+    let host = ok(Command::new("ip").args(["-brief", "link"]));
+    let first = host.split_whitespace().next().unwrap().to_string();
+    let o = ok(podman.cmd().args([
+        "run",
+        "--rm",
+        "--network",
+        "host",
+        "localhost/netshoot:dev",
+        "ip",
+        "-brief",
+        "link",
+    ]));
+    assert!(o.contains(&first), "{o}");
+}

@@ -185,6 +185,19 @@ fn wait_until(what: &str, mut check: impl FnMut() -> bool) {
 /// Runs `script` with bash in a runc container over `rootfs`, in the
 /// network namespace at `netns` (None: the host's, like `--net host`).
 fn runc(rootfs: &Path, netns: Option<&str>, caps: &[&str], script: &str) -> (bool, String) {
+    runc_as(rootfs, netns, caps, None, script)
+}
+
+/// As [`runc`], as user `uid:gid` when given: then `caps` bound what the
+/// process may gain, and it starts with none (as a non-root container
+/// does); file capabilities raise them at exec.
+fn runc_as(
+    rootfs: &Path,
+    netns: Option<&str>,
+    caps: &[&str],
+    user: Option<(u32, u32)>,
+    script: &str,
+) -> (bool, String) {
     static LOCK: Mutex<()> = Mutex::new(());
     let _g = LOCK.lock().unwrap_or_else(|e| e.into_inner());
     let dir = tempfile::tempdir().unwrap();
@@ -544,6 +557,82 @@ fn every_elf_on_path_finds_its_libraries_on_both_arches() {
         .arg(&img.arm64)
         .args(["/usr/bin/uname", "-m"]));
     assert_eq!(arch.trim(), "aarch64");
+}
+
+#[test]
+fn nonroot_variant_captures_with_net_raw() {
+    let img = image();
+    let t = tempfile::tempdir().unwrap();
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let layout = t.path().join("nonroot");
+    ok(bin()
+        .current_dir(&root)
+        .args([
+            "build",
+            "-q",
+            "--locked",
+            "--variant",
+            "nonroot",
+            "--platform",
+            "linux/amd64",
+            "--out",
+        ])
+        .arg(&layout));
+    let cfg = ok(Command::new("skopeo")
+        .args(["inspect", "--config"])
+        .arg(format!("oci:{}:dev-nonroot", layout.display())));
+    assert!(cfg.contains("\"User\": \"65532:65532\""), "{cfg}");
+    let single = t.path().join("single");
+    ok(Command::new("skopeo")
+        .arg("copy")
+        .arg(format!("oci:{}:dev-nonroot", layout.display()))
+        .arg(format!("oci:{}:a", single.display())));
+    let bundle = t.path().join("bundle");
+    ok(Command::new("umoci")
+        .args(["unpack", "--image"])
+        .arg(format!("{}:a", single.display()))
+        .arg(&bundle));
+    let rootfs = bundle.join("rootfs");
+    let getcap = ok(Command::new("getcap").arg(rootfs.join("usr/bin/tcpdump")));
+    assert!(getcap.contains("cap_net_raw=ep"), "{getcap}");
+
+    let net = Net::new("n");
+    let nsp = format!("/var/run/netns/{}", net.target);
+    let peer = net.peer.clone();
+    let peer_root = img.amd64.clone();
+    let traffic = std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_millis(1500));
+        // Connection attempts to a closed port: SYNs and resets to capture.
+        for _ in 0..20 {
+            let _ = Command::new("ip")
+                .args(["netns", "exec", &peer, "chroot"])
+                .arg(&peer_root)
+                .args(["curl", "-s", "-m", "1", "http://192.0.2.1:9/"])
+                .output();
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    });
+    let (okay, out) = runc_as(
+        &rootfs,
+        Some(&nsp),
+        &["NET_RAW"],
+        Some((65532, 65532)),
+        "id -u; echo home=$HOME; grep -c '^nonroot:' /etc/passwd; timeout 20 tcpdump -n -c 3 -i eth0 -w /tmp/nr.pcap tcp 2>&1",
+    );
+    traffic.join().unwrap();
+    assert!(okay, "{out}");
+    assert!(out.starts_with("65532\n"), "{out}");
+    assert!(out.contains("3 packets captured"), "{out}");
+    // Without NET_RAW granted, the capability is refused, as it must be.
+    let (okay, out) = runc_as(
+        &rootfs,
+        Some(&nsp),
+        &[],
+        Some((65532, 65532)),
+        "tcpdump -n -c 1 -i eth0 2>&1; echo rc=$?",
+    );
+    assert!(okay, "{out}");
+    assert!(!out.contains("1 packet captured"), "{out}");
 }
 
 #[test]

@@ -52,6 +52,8 @@ pub struct BuildOptions {
     pub locked: bool,
     /// Maximum number of layers per image (see `layering`).
     pub max_layers: usize,
+    /// A variant of the spec to build (`--variant nonroot`).
+    pub variant: Option<String>,
 }
 
 /// One written layer.
@@ -110,11 +112,35 @@ pub fn build(opts: &BuildOptions) -> Result<BuildResult> {
     let spec = Spec::load(&opts.spec)?;
     let platforms = select_platforms(&spec, &opts.platforms)?;
     let cache = Cache::open(opts.cache.as_deref())?;
-    let tags = if opts.tags.is_empty() {
+    let variant = match &opts.variant {
+        None => None,
+        Some(v) => Some((
+            v.clone(),
+            spec.variant.get(v).cloned().ok_or_else(|| {
+                bad_input(format!(
+                    "--variant {v}: {} has no [variant.{v}] (variants: {})",
+                    spec.path.display(),
+                    if spec.variant.is_empty() {
+                        "none".to_string()
+                    } else {
+                        spec.variant.keys().cloned().collect::<Vec<_>>().join(", ")
+                    }
+                ))
+            })?,
+        )),
+    };
+    let suffix = variant
+        .as_ref()
+        .map(|(_, v)| v.tag_suffix.clone())
+        .unwrap_or_default();
+    let tags: Vec<String> = if opts.tags.is_empty() {
         vec![spec.image.tag.clone()]
     } else {
         opts.tags.clone()
-    };
+    }
+    .into_iter()
+    .map(|t| format!("{t}{suffix}"))
+    .collect();
     let progress = |msg: String| {
         if !opts.quiet {
             eprintln!("{msg}");
@@ -193,6 +219,7 @@ pub fn build(opts: &BuildOptions) -> Result<BuildResult> {
                 let layout = &layout;
                 let progress = &progress;
                 let payloads = &payloads;
+                let variant = variant.as_ref();
                 s.spawn(move || {
                     let mut url_tree = Tree::new();
                     for (i, u) in spec.url.iter().enumerate() {
@@ -221,8 +248,16 @@ pub fn build(opts: &BuildOptions) -> Result<BuildResult> {
                     let groups = match (&spec.apt, payloads.get(p)) {
                         (Some(apt), Some(pkgs)) => {
                             let arch = crate::apt::debian_arch(p)?;
-                            let asm =
+                            let mut asm =
                                 crate::rootfs::assemble(pkgs, apt, arch, opts.source_date_epoch)?;
+                            if let Some((name, v)) = variant {
+                                crate::variant::apply(
+                                    &mut asm.tree,
+                                    name,
+                                    v,
+                                    opts.source_date_epoch,
+                                )?;
+                            }
                             for n in &asm.notes {
                                 progress(format!("note {p}: {n}"));
                             }
@@ -233,15 +268,31 @@ pub fn build(opts: &BuildOptions) -> Result<BuildResult> {
                             crate::layering::split(&asm, &sources, opts.max_layers, &extra)
                         }
                         _ => {
-                            let empty = crate::rootfs::Assembled {
+                            let mut empty = crate::rootfs::Assembled {
                                 tree: Tree::new(),
                                 origin: Default::default(),
                                 notes: Vec::new(),
                             };
+                            if let Some((name, v)) = variant {
+                                crate::variant::apply(
+                                    &mut empty.tree,
+                                    name,
+                                    v,
+                                    opts.source_date_epoch,
+                                )?;
+                            }
                             crate::layering::split(&empty, &BTreeMap::new(), 1, &extra)
                         }
                     };
-                    write_image(spec, p, groups, layout, &lopts, progress)
+                    write_image(
+                        spec,
+                        p,
+                        groups,
+                        layout,
+                        &lopts,
+                        progress,
+                        variant.map(|(_, v)| format!("{}:{}", v.user.0, v.user.1)),
+                    )
                 })
             })
             .collect();
@@ -581,6 +632,7 @@ fn write_image(
     layout: &OciLayout,
     lopts: &LayerOptions,
     progress: &(dyn Fn(String) + Sync),
+    user: Option<String>,
 ) -> Result<BuiltImage> {
     let created = rfc3339(lopts.source_date_epoch);
     let mut layers = Vec::new();
@@ -616,7 +668,7 @@ fn write_image(
     if let Some(w) = &img.workdir {
         cfg = cfg.working_dir(w.clone());
     }
-    if let Some(u) = &img.user {
+    if let Some(u) = user.as_ref().or(img.user.as_ref()) {
         cfg = cfg.user(u.clone());
     }
     if !img.labels.is_empty() {

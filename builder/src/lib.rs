@@ -11,3 +11,4 @@ pub mod lockfile;
 pub mod push;
 pub mod rootfs;
 pub mod spec;
+pub mod variant;

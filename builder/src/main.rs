@@ -82,6 +82,9 @@ struct BuildArgs {
     /// Fail if the lockfile is missing or out of date instead of relocking.
     #[arg(long)]
     locked: bool,
+    /// Build a variant of the spec (e.g. `nonroot`); its tag suffix is appended to every tag.
+    #[arg(long)]
+    variant: Option<String>,
     /// Maximum number of layers per image (1 puts everything in one layer).
     #[arg(long, default_value_t = netshoot_build::layering::DEFAULT_LAYERS, value_parser = clap::value_parser!(usize))]
     layers: usize,
@@ -175,6 +178,7 @@ fn run(cli: Cli) -> Result<()> {
                 mirrors: netshoot_build::apt::MirrorConfig::from_flags(&a.mirror)?,
                 locked: a.locked,
                 max_layers: a.layers,
+                variant: a.variant,
             };
             let r = build::build(&opts)?;
             if a.json {

@@ -27,6 +27,9 @@ pub struct Spec {
     /// Debian packages from signed repositories.
     #[serde(default)]
     pub apt: Option<AptSpec>,
+    /// Variants of the image (`--variant NAME`), e.g. a non-root one.
+    #[serde(default)]
+    pub variant: BTreeMap<String, VariantSpec>,
     /// Where the spec was read from (set after parsing).
     #[serde(skip)]
     pub path: PathBuf,
@@ -77,6 +80,29 @@ pub struct LocalSource {
     /// `uid:gid`; default `0:0`.
     #[serde(default, deserialize_with = "owner")]
     pub owner: Option<(u32, u32)>,
+}
+
+/// A variant of the image: another user, and file capabilities that let
+/// that user capture when the runtime grants the matching capability.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct VariantSpec {
+    /// Appended to every tag (`-nonroot`).
+    pub tag_suffix: String,
+    /// The numeric `uid:gid` the image runs as.
+    #[serde(deserialize_with = "owner_required")]
+    pub user: (u32, u32),
+    /// Account name for that uid (and its group).
+    pub username: String,
+    /// Home folder, created and owned by the user.
+    pub home: String,
+    /// File capabilities to set, path → setcap text (`cap_net_raw=ep`).
+    #[serde(default)]
+    pub capabilities: BTreeMap<String, String>,
+}
+
+fn owner_required<'de, D: Deserializer<'de>>(d: D) -> std::result::Result<(u32, u32), D::Error> {
+    owner(d)?.ok_or_else(|| serde::de::Error::custom("user must be uid:gid"))
 }
 
 /// The Debian part of the spec: what to install and from where.
@@ -352,6 +378,15 @@ impl Spec {
             for p in &apt.packages {
                 p.parse::<debian::resolver::Request>()
                     .map_err(|e| bad_input(format!("apt.packages: {e}")))?;
+            }
+        }
+        for (name, v) in &self.variant {
+            for (path, caps) in &v.capabilities {
+                debian::caps::parse_capabilities(caps)
+                    .map_err(|e| bad_input(format!("variant.{name}.capabilities {path:?}: {e}")))?;
+            }
+            if !v.home.starts_with('/') {
+                return Err(bad_input(format!("variant.{name}.home must be absolute")));
             }
         }
         if self.image.name.is_empty() || self.image.tag.is_empty() {

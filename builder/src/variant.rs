@@ -1,0 +1,125 @@
+//! Image variants applied to the assembled root filesystem: another user
+//! (with its account and home) and file capabilities, so a non-root
+//! container can still capture when the runtime grants the capability.
+
+use crate::error::{bad_input, Result};
+use crate::spec::VariantSpec;
+use image_layout::{Body, Entry, Meta, Node, Tree};
+use std::io::Read;
+use std::sync::Arc;
+
+fn read(tree: &Tree, path: &str) -> String {
+    match tree.get(path).map(|e| &e.node) {
+        Some(Node::File { body, .. }) => {
+            let mut s = String::new();
+            if let Ok(mut r) = body.open() {
+                let _ = r.read_to_string(&mut s);
+            }
+            s
+        }
+        _ => String::new(),
+    }
+}
+
+fn write(tree: &mut Tree, path: &str, text: String, mode: u32) -> Result<()> {
+    let meta = tree
+        .get(path)
+        .map(|e| e.meta.clone())
+        .unwrap_or_else(|| Meta::root(mode));
+    let data: Vec<u8> = text.into_bytes();
+    tree.insert(
+        path,
+        Entry {
+            node: Node::File {
+                size: data.len() as u64,
+                body: Body::Bytes(Arc::from(data)),
+            },
+            meta,
+        },
+    )
+    .map_err(|e| bad_input(e.to_string()))
+}
+
+/// Follows symlinks inside the tree to the file a path names.
+fn resolve(tree: &Tree, path: &str) -> Option<String> {
+    let mut p = tree.resolve_parents(path).ok()?;
+    for _ in 0..40 {
+        match &tree.get(&p)?.node {
+            Node::Symlink(t) => {
+                let dir = p.rsplit_once('/').map_or("", |(d, _)| d);
+                let next = if t.starts_with('/') {
+                    t.clone()
+                } else {
+                    format!("{dir}/{t}")
+                };
+                p = tree.resolve_parents(&next).ok()?;
+            }
+            _ => return Some(p),
+        }
+    }
+    None
+}
+
+/// Applies `v` (named `name`) to `tree`: account, home, capabilities.
+pub fn apply(tree: &mut Tree, name: &str, v: &VariantSpec, epoch: u64) -> Result<()> {
+    let (uid, gid) = v.user;
+    let mut passwd = read(tree, "etc/passwd");
+    if !passwd
+        .lines()
+        .any(|l| l.split(':').nth(2) == Some(&uid.to_string()))
+    {
+        passwd.push_str(&format!(
+            "{}:x:{uid}:{gid}:{}:{}:/bin/bash\n",
+            v.username, v.username, v.home
+        ));
+        write(tree, "etc/passwd", passwd, 0o644)?;
+        let mut shadow = read(tree, "etc/shadow");
+        shadow.push_str(&format!(
+            "{}:*:{}:0:99999:7:::\n",
+            v.username,
+            epoch / 86400
+        ));
+        write(tree, "etc/shadow", shadow, 0o640)?;
+    }
+    let mut group = read(tree, "etc/group");
+    if !group
+        .lines()
+        .any(|l| l.split(':').nth(2) == Some(&gid.to_string()))
+    {
+        group.push_str(&format!("{}:x:{gid}:\n", v.username));
+        write(tree, "etc/group", group, 0o644)?;
+        let mut gshadow = read(tree, "etc/gshadow");
+        gshadow.push_str(&format!("{}:*::\n", v.username));
+        write(tree, "etc/gshadow", gshadow, 0o640)?;
+    }
+    let mut home = Meta::root(0o755);
+    home.uid = uid;
+    home.gid = gid;
+    home.uname = v.username.clone();
+    home.gname = v.username.clone();
+    home.mtime = epoch;
+    tree.insert(
+        &v.home,
+        Entry {
+            node: Node::Dir,
+            meta: home,
+        },
+    )
+    .map_err(|e| bad_input(format!("variant {name}: home: {e}")))?;
+    for (path, text) in &v.capabilities {
+        let caps = debian::caps::parse_capabilities(text)
+            .map_err(|e| bad_input(format!("variant {name}: {path}: {e}")))?;
+        let p = resolve(tree, path).ok_or_else(|| {
+            bad_input(format!(
+                "variant {name}: capabilities for {path}, which is not in the image"
+            ))
+        })?;
+        if let Some(e) = tree.get_mut(&p) {
+            e.meta.xattrs.insert(
+                "security.capability".into(),
+                debian::caps::security_capability_xattr(&caps),
+            );
+        }
+    }
+    Ok(())
+}

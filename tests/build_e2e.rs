@@ -19,7 +19,12 @@ fn build(spec: &Path, out: &Path, cache: &Path) -> String {
 }
 
 fn blob(layout: &Path, digest: &str) -> Vec<u8> {
-    std::fs::read(layout.join("blobs/sha256").join(digest.trim_start_matches("sha256:"))).unwrap()
+    std::fs::read(
+        layout
+            .join("blobs/sha256")
+            .join(digest.trim_start_matches("sha256:")),
+    )
+    .unwrap()
 }
 
 #[test]
@@ -52,7 +57,10 @@ fn skopeo_reads_the_index_and_round_trips_archives() {
     let check = |kind: &str, d: &str| {
         ok(Command::new("oci-image-tool")
             .args(["validate", "--type", kind])
-            .arg(out.join("blobs/sha256").join(d.trim_start_matches("sha256:"))));
+            .arg(
+                out.join("blobs/sha256")
+                    .join(d.trim_start_matches("sha256:")),
+            ));
     };
     check("imageIndex", &digest);
     for m in idx["manifests"].as_array().unwrap() {
@@ -76,8 +84,13 @@ fn skopeo_reads_the_index_and_round_trips_archives() {
     // The validator is not a rubber stamp: a manifest with a bad mediaType fails.
     let bad = t.path().join("bad-manifest.json");
     std::fs::write(&bad, br#"{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":{"mediaType":"application/x","digest":"sha256:00","size":-1},"layers":[]}"#).unwrap();
-    let r = run(Command::new("oci-image-tool").args(["validate", "--type", "manifest"]).arg(&bad));
-    assert!(!r.status.success(), "oci-image-tool accepted a broken manifest");
+    let r = run(Command::new("oci-image-tool")
+        .args(["validate", "--type", "manifest"])
+        .arg(&bad));
+    assert!(
+        !r.status.success(),
+        "oci-image-tool accepted a broken manifest"
+    );
 
     // skopeo copy --all into an oci-archive and back keeps every digest.
     let archive = t.path().join("copy.tar");
@@ -104,7 +117,11 @@ fn skopeo_reads_the_index_and_round_trips_archives() {
 
     // Our own oci export, read by skopeo, gives the same index too.
     let ours = t.path().join("ours.tar");
-    ok(bin().args(["export", "--format", "oci", "--layout"]).arg(&out).arg("-o").arg(&ours));
+    ok(bin()
+        .args(["export", "--format", "oci", "--layout"])
+        .arg(&out)
+        .arg("-o")
+        .arg(&ours));
     let raw_ours = ok(Command::new("skopeo")
         .args(["inspect", "--raw"])
         .arg(format!("oci-archive:{}:test", ours.display())));
@@ -135,7 +152,11 @@ fn runc_runs_the_url_binary_and_reads_the_local_file() {
     let md = std::fs::metadata(rootfs.join("usr/local/bin/hello")).unwrap();
     assert_eq!(md.mode() & 0o7777, 0o755);
     assert_eq!((md.uid(), md.gid()), (0, 0));
-    let out = runc_run(&bundle, "nsb-e2e-hello", &["/usr/local/bin/hello", "/etc/motd"]);
+    let out = runc_run(
+        &bundle,
+        "nsb-e2e-hello",
+        &["/usr/local/bin/hello", "/etc/motd"],
+    );
     assert_eq!(out, "hello from a url source\nwelcome to netshoot\n");
 }
 
@@ -149,7 +170,14 @@ fn podman_loads_the_docker_export_and_runs_it() {
     build(&spec, &out, &t.path().join("cache"));
     let archive = t.path().join("netshoot-docker.tar");
     ok(bin()
-        .args(["export", "--format", "docker", "--platform", "linux/amd64", "--layout"])
+        .args([
+            "export",
+            "--format",
+            "docker",
+            "--platform",
+            "linux/amd64",
+            "--layout",
+        ])
         .arg(&out)
         .arg("-o")
         .arg(&archive));
@@ -162,9 +190,13 @@ fn podman_loads_the_docker_export_and_runs_it() {
     let podman = Podman::new(&t.path().join("podman"));
     let loaded = ok(podman.cmd().args(["load", "-i"]).arg(&archive));
     assert!(loaded.contains("netshoot:test"), "{loaded}");
-    let ran = ok(podman
-        .cmd()
-        .args(["run", "--rm", "--network", "none", "localhost/netshoot:test"]));
+    let ran = ok(podman.cmd().args([
+        "run",
+        "--rm",
+        "--network",
+        "none",
+        "localhost/netshoot:test",
+    ]));
     assert_eq!(ran, "hello from a url source\nwelcome to netshoot\n");
 }
 
@@ -174,9 +206,12 @@ fn two_builds_in_different_conditions_give_the_same_index() {
     let server = FileServer::start();
     let hello = hello_binary(t.path());
     let mut digests = Vec::new();
-    for (i, (umask, tz, lang, jobs)) in [("022", "UTC", "C", "1"), ("077", "Asia/Tokyo", "de_DE.UTF-8", "4")]
-        .into_iter()
-        .enumerate()
+    for (i, (umask, tz, lang, jobs)) in [
+        ("022", "UTC", "C", "1"),
+        ("077", "Asia/Tokyo", "de_DE.UTF-8", "4"),
+    ]
+    .into_iter()
+    .enumerate()
     {
         let dir = t.path().join(format!("checkout-{i}"));
         std::fs::create_dir_all(&dir).unwrap();
@@ -218,10 +253,9 @@ fn two_builds_in_different_conditions_give_the_same_index() {
         .arg("--cache")
         .arg(dir.join("cache")));
     assert_ne!(d.trim(), digests[0]);
-    let raw = ok(Command::new("skopeo").args(["inspect", "--config", "--override-arch", "amd64"]).arg(format!(
-        "oci:{}:test",
-        t.path().join("epoch-out").display()
-    )));
+    let raw = ok(Command::new("skopeo")
+        .args(["inspect", "--config", "--override-arch", "amd64"])
+        .arg(format!("oci:{}:test", t.path().join("epoch-out").display())));
     assert!(raw.contains("2023-11-14T22:13:20Z"), "{raw}");
 }
 
@@ -238,9 +272,19 @@ fn assert_fails_cleanly(args: &[&str], spec: &Path, out: &Path, cache: &Path, cu
         .arg(cache)
         .args(args));
     let stderr = String::from_utf8_lossy(&r.stderr).to_string();
-    assert!(!r.status.success(), "build succeeded but should fail on {culprit}");
-    assert_eq!(stderr.trim_end().lines().count(), 1, "not one line: {stderr}");
-    assert!(stderr.contains(culprit), "{stderr:?} does not name {culprit:?}");
+    assert!(
+        !r.status.success(),
+        "build succeeded but should fail on {culprit}"
+    );
+    assert_eq!(
+        stderr.trim_end().lines().count(),
+        1,
+        "not one line: {stderr}"
+    );
+    assert!(
+        stderr.contains(culprit),
+        "{stderr:?} does not name {culprit:?}"
+    );
     assert!(!stderr.contains("panicked"), "{stderr}");
     assert_eq!(snapshot(out), before, "the previous output changed");
     // No staging folder is left beside the output.
@@ -273,11 +317,24 @@ fn bad_input_fails_with_one_line_and_leaves_the_output() {
     // binary, which the content-addressed cache rightly already holds once
     // the amd64 archive was unpacked.
     let url = server.put("/changed", b"not what was pinned".to_vec());
-    let tampered = text.replace(&format!("http://127.0.0.1:{}/hello-amd64.tar.gz", server.port), &url);
+    let tampered = text.replace(
+        &format!("http://127.0.0.1:{}/hello-amd64.tar.gz", server.port),
+        &url,
+    );
     let s = variant("tampered.toml", tampered);
     assert_fails_cleanly(&[], &s, &out, &t.path().join("cache2"), "/changed");
-    let r = run(bin().args(["build", "-q", "--spec"]).arg(&s).arg("--out").arg(&out).arg("--cache").arg(t.path().join("cache2")));
-    assert_eq!(r.status.code(), Some(3), "a digest mismatch is a verification failure");
+    let r = run(bin()
+        .args(["build", "-q", "--spec"])
+        .arg(&s)
+        .arg("--out")
+        .arg(&out)
+        .arg("--cache")
+        .arg(t.path().join("cache2")));
+    assert_eq!(
+        r.status.code(),
+        Some(3),
+        "a digest mismatch is a verification failure"
+    );
 
     // A missing local file.
     let s = variant("missing.toml", text.replace("files/motd", "files/nope"));
@@ -290,12 +347,27 @@ fn bad_input_fails_with_one_line_and_leaves_the_output() {
     assert_fails_cleanly(&[], &s, &out, &cache, "syntax.toml");
 
     // An unknown platform, in the spec and on the command line.
-    let s = variant("platform.toml", text.replace("linux/arm64\"]", "linux/mips\"]"));
+    let s = variant(
+        "platform.toml",
+        text.replace("linux/arm64\"]", "linux/mips\"]"),
+    );
     assert_fails_cleanly(&[], &s, &out, &cache, "linux/mips");
-    assert_fails_cleanly(&["--platform", "linux/s390x"], &spec, &out, &cache, "linux/s390x");
+    assert_fails_cleanly(
+        &["--platform", "linux/s390x"],
+        &spec,
+        &out,
+        &cache,
+        "linux/s390x",
+    );
 
     // And the earlier output still builds to the same digest.
-    let r = run(bin().args(["build", "-q", "--spec"]).arg(&spec).arg("--out").arg(t.path().join("fresh")).arg("--cache").arg(&cache));
+    let r = run(bin()
+        .args(["build", "-q", "--spec"])
+        .arg(&spec)
+        .arg("--out")
+        .arg(t.path().join("fresh"))
+        .arg("--cache")
+        .arg(&cache));
     assert!(r.status.success());
 }
 
@@ -318,7 +390,10 @@ fn rebuild_into_the_same_folder_keeps_other_tags_and_reuses_blobs() {
         .arg(&cache));
     assert_eq!(d1, d2.trim());
     // The warm cache served the downloads.
-    assert_eq!(server.requests.load(std::sync::atomic::Ordering::Relaxed), fetches);
+    assert_eq!(
+        server.requests.load(std::sync::atomic::Ordering::Relaxed),
+        fetches
+    );
     for tag in ["test", "v2"] {
         ok(Command::new("skopeo")
             .args(["inspect", "--raw"])

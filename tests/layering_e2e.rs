@@ -26,7 +26,12 @@ fn layers(layout: &Path) -> Vec<String> {
     // The tag points at an index; take the amd64 manifest.
     let m = v["manifests"][0]["digest"].as_str().unwrap().to_string();
     let man: serde_json::Value = serde_json::from_slice(
-        &std::fs::read(layout.join("blobs/sha256").join(m.trim_start_matches("sha256:"))).unwrap(),
+        &std::fs::read(
+            layout
+                .join("blobs/sha256")
+                .join(m.trim_start_matches("sha256:")),
+        )
+        .unwrap(),
     )
     .unwrap();
     man["layers"]
@@ -38,9 +43,11 @@ fn layers(layout: &Path) -> Vec<String> {
 }
 
 fn files_of(layout: &Path, digest: &str) -> String {
-    ok(Command::new("tar")
-        .arg("-tzf")
-        .arg(layout.join("blobs/sha256").join(digest.trim_start_matches("sha256:"))))
+    ok(Command::new("tar").arg("-tzf").arg(
+        layout
+            .join("blobs/sha256")
+            .join(digest.trim_start_matches("sha256:")),
+    ))
 }
 
 #[test]
@@ -51,7 +58,11 @@ fn one_package_update_changes_only_its_layer_and_the_top() {
     for n in &names {
         repo.add(
             "stable",
-            &DebSpec::new(n, "1.0", "amd64").file(&format!("/usr/share/{n}/data"), &body(n, "1.0"), 0o644),
+            &DebSpec::new(n, "1.0", "amd64").file(
+                &format!("/usr/share/{n}/data"),
+                &body(n, "1.0"),
+                0o644,
+            ),
         );
     }
     let now = now_secs();
@@ -74,7 +85,11 @@ suites = ["stable"]
 keyring = "keyring.gpg"
 url = "{}"
 "#,
-            names.iter().map(|n| format!("{n:?}")).collect::<Vec<_>>().join(", "),
+            names
+                .iter()
+                .map(|n| format!("{n:?}"))
+                .collect::<Vec<_>>()
+                .join(", "),
             server.url()
         ),
     )
@@ -104,21 +119,37 @@ url = "{}"
     // Update one package and relock.
     repo.add(
         "stable",
-        &DebSpec::new("pkg-07", "1.1", "amd64").file("/usr/share/pkg-07/data", &body("pkg-07", "1.1"), 0o644),
+        &DebSpec::new("pkg-07", "1.1", "amd64").file(
+            "/usr/share/pkg-07/data",
+            &body("pkg-07", "1.1"),
+            0o644,
+        ),
     );
     repo.publish("stable", now - 1800, Some(now + 7 * DAY));
     ok(bin().args(["lock", "-q", "--spec"]).arg(&spec));
     let after_dir = build("after", &["--layers", "6"]);
     let after = layers(&after_dir);
     assert_eq!(after.len(), before.len());
-    let changed: Vec<usize> = (0..before.len()).filter(|i| before[*i] != after[*i]).collect();
+    let changed: Vec<usize> = (0..before.len())
+        .filter(|i| before[*i] != after[*i])
+        .collect();
     let top = before.len() - 1;
-    assert_eq!(changed.len(), 2, "changed layers {changed:?}: expected the package's and the top");
-    assert!(changed.contains(&top), "the top layer (dpkg status) must change");
+    assert_eq!(
+        changed.len(),
+        2,
+        "changed layers {changed:?}: expected the package's and the top"
+    );
+    assert!(
+        changed.contains(&top),
+        "the top layer (dpkg status) must change"
+    );
     let pkg_layer = changed.iter().find(|i| **i != top).copied().unwrap();
     let listing = files_of(&after_dir, &after[pkg_layer]);
     assert!(listing.contains("usr/share/pkg-07/data"), "{listing}");
-    assert!(listing.contains("var/lib/dpkg/info/pkg-07.list"), "dpkg info travels with the package: {listing}");
+    assert!(
+        listing.contains("var/lib/dpkg/info/pkg-07.list"),
+        "dpkg info travels with the package: {listing}"
+    );
     let top_listing = files_of(&after_dir, &after[top]);
     assert!(top_listing.contains("var/lib/dpkg/status"), "{top_listing}");
 

@@ -199,6 +199,8 @@ pub fn build(opts: &BuildOptions) -> Result<BuildResult> {
     }
 
     let stage = Stage::prepare(&opts.out)?;
+    let layer_cache = crate::layercache::LayerCache::open(cache.root()).ok();
+    let layer_cache = &layer_cache;
     let layout = stage.layout();
     let lopts = LayerOptions {
         compression: opts.compression,
@@ -292,6 +294,7 @@ pub fn build(opts: &BuildOptions) -> Result<BuildResult> {
                         &lopts,
                         progress,
                         variant.map(|(_, v)| format!("{}:{}", v.user.0, v.user.1)),
+                        layer_cache.as_ref(),
                     )
                 })
             })
@@ -633,6 +636,7 @@ fn write_image(
     lopts: &LayerOptions,
     progress: &(dyn Fn(String) + Sync),
     user: Option<String>,
+    layer_cache: Option<&crate::layercache::LayerCache>,
 ) -> Result<BuiltImage> {
     let created = rfc3339(lopts.source_date_epoch);
     let mut layers = Vec::new();
@@ -642,10 +646,21 @@ fn write_image(
             tree.len(),
             tree.content_size()
         ));
-        let w = layout.blob_writer()?;
-        let (info, w) = write_layer(&tree, lopts, w)
-            .with_context(|| format!("writing layer {name} for {platform}"))?;
-        let blob = w.commit()?;
+        let fp = crate::layercache::fingerprint(&tree, lopts)
+            .with_context(|| format!("reading layer {name} for {platform}"))?;
+        let (info, blob) = match layer_cache.and_then(|c| c.get(&fp, layout)) {
+            Some(hit) => hit,
+            None => {
+                let w = layout.blob_writer()?;
+                let (info, w) = write_layer(&tree, lopts, w)
+                    .with_context(|| format!("writing layer {name} for {platform}"))?;
+                let blob = w.commit()?;
+                if let Some(c) = layer_cache {
+                    c.put(&fp, layout, &info, &blob);
+                }
+                (info, blob)
+            }
+        };
         layers.push(BuiltLayer {
             name,
             blob,

@@ -25,10 +25,43 @@ enum Command {
     Inspect(InspectArgs),
     /// Resolve the spec's packages and write the lockfile next to it.
     Lock(LockArgs),
+    /// Rebuild from the lock with fresh caches and compare with a layout.
+    Verify(VerifyArgs),
     /// Push an image (layout or archive) to a registry.
     Push(netshoot_build::push::PushArgs),
     /// Pull an image from a registry into a layout or an oci-archive.
     Pull(netshoot_build::push::PullArgs),
+}
+
+#[derive(Args, Debug)]
+struct VerifyArgs {
+    /// The toolset spec the layout was built from.
+    #[arg(long, default_value = "tools/netshoot.toml")]
+    spec: PathBuf,
+    /// The OCI layout to check.
+    #[arg(long, default_value = "out/netshoot")]
+    layout: PathBuf,
+    /// The tag to check (default: the spec's tag).
+    #[arg(long)]
+    tag: Option<String>,
+    /// Platforms the layout holds (default: all the spec's).
+    #[arg(long, value_delimiter = ',')]
+    platform: Vec<String>,
+    /// Mirror for a repository of the spec, NAME=URL.
+    #[arg(long)]
+    mirror: Vec<String>,
+    /// Download cache to reuse verified packages from.
+    #[arg(long)]
+    cache: Option<PathBuf>,
+    /// Layer budget the layout was built with.
+    #[arg(long, default_value_t = netshoot_build::layering::DEFAULT_LAYERS)]
+    layers: usize,
+    /// Variant the layout was built as.
+    #[arg(long)]
+    variant: Option<String>,
+    /// Compression the layout was built with.
+    #[arg(long, value_enum, default_value_t = CompressionArg::Gzip)]
+    compression: CompressionArg,
 }
 
 #[derive(Args, Debug)]
@@ -235,6 +268,45 @@ fn run(cli: Cli) -> Result<()> {
                 }
             }
             eprintln!("wrote {}", a.output.display());
+            Ok(())
+        }
+        Command::Verify(a) => {
+            let spec = netshoot_build::spec::Spec::load(&a.spec)?;
+            let compression = match a.compression {
+                CompressionArg::Gzip => Compression::Gzip { level: 6 },
+                CompressionArg::Zstd => Compression::Zstd { level: 3 },
+                CompressionArg::None => Compression::None,
+            };
+            let opts = build::BuildOptions {
+                spec: a.spec,
+                out: PathBuf::new(),
+                platforms: a
+                    .platform
+                    .iter()
+                    .map(|p| parse_platform(p))
+                    .collect::<Result<Vec<_>>>()?,
+                tags: Vec::new(),
+                cache: a.cache,
+                compression,
+                source_date_epoch: build::source_date_epoch_from_env()?,
+                threads: std::thread::available_parallelism().map_or(1, |n| n.get()),
+                quiet: true,
+                mirrors: netshoot_build::apt::MirrorConfig::from_flags(&a.mirror)?,
+                locked: true,
+                max_layers: a.layers,
+                variant: a.variant.clone(),
+            };
+            let suffix = a
+                .variant
+                .as_ref()
+                .and_then(|v| spec.variant.get(v))
+                .map(|v| v.tag_suffix.clone())
+                .unwrap_or_default();
+            let tag = a
+                .tag
+                .unwrap_or_else(|| format!("{}{suffix}", spec.image.tag));
+            let line = netshoot_build::verify::verify(&opts, &a.layout, &tag)?;
+            println!("{line}");
             Ok(())
         }
         Command::Push(a) => netshoot_build::push::run_push(a),

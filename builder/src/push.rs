@@ -160,6 +160,8 @@ fn print_progress(quiet: bool) -> impl Fn(ProgressEvent) {
             ProgressEvent::ManifestPushed { reference, digest } => {
                 if reference.starts_with("sha256:") {
                     eprintln!("  {} manifest", short(&digest));
+                } else if reference.starts_with("sha256-") {
+                    eprintln!("  {} referrers index {reference}", short(&digest));
                 } else {
                     eprintln!("  tagged {reference}");
                 }
@@ -172,6 +174,42 @@ fn print_progress(quiet: bool) -> impl Fn(ProgressEvent) {
             } => eprintln!("  retry {attempt} of {what} in {delay:?}: {error}"),
         }
     }
+}
+
+/// Formats a byte count for people: `0 B`, `512 B`, `1.5 KiB`, `210.3 MiB`.
+fn human_bytes(n: u64) -> String {
+    const UNITS: [&str; 4] = ["KiB", "MiB", "GiB", "TiB"];
+    if n < 1024 {
+        return format!("{n} B");
+    }
+    let mut v = n as f64 / 1024.0;
+    let mut unit = 0;
+    while v >= 1024.0 && unit + 1 < UNITS.len() {
+        v /= 1024.0;
+        unit += 1;
+    }
+    format!("{v:.1} {}", UNITS[unit])
+}
+
+/// The one-line summary of a push on stderr, e.g.
+/// `pushed 0 blobs (0 B), 5 already present, 0 mounted; tags: v1`.
+/// Tests and scripts read it to check that a re-push sent no blob.
+fn summary(r: &registry::PushReport) -> String {
+    let mut line = format!(
+        "pushed {} blobs ({}), {} already present, {} mounted; tags: {}",
+        r.blobs_uploaded,
+        human_bytes(r.blob_bytes_uploaded),
+        r.blobs_skipped,
+        r.blobs_mounted,
+        r.tags.join(", ")
+    );
+    if !r.referrers_tags.is_empty() {
+        line.push_str(&format!(
+            "; referrers tags: {}",
+            r.referrers_tags.join(", ")
+        ));
+    }
+    line
 }
 
 /// Runs `netshoot-build push`: prints `REF@sha256:...` on stdout.
@@ -217,14 +255,7 @@ pub fn run_push(args: PushArgs) -> anyhow::Result<()> {
         )
         .map_err(classify)?;
     if !args.connect.quiet {
-        eprintln!(
-            "pushed {} blobs ({} bytes), {} already there, {} mounted; tags: {}",
-            report.blobs_uploaded,
-            report.bytes_sent,
-            report.blobs_skipped,
-            report.blobs_mounted,
-            report.tags.join(", ")
-        );
+        eprintln!("{}", summary(&report));
     }
     println!("{}", report.reference);
     Ok(())
@@ -283,4 +314,17 @@ pub fn run_pull(args: PullArgs) -> anyhow::Result<()> {
     };
     println!("{}", source.with_digest(&digest));
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::human_bytes;
+
+    #[test]
+    fn sizes_for_people() {
+        assert_eq!(human_bytes(0), "0 B");
+        assert_eq!(human_bytes(1023), "1023 B");
+        assert_eq!(human_bytes(1536), "1.5 KiB");
+        assert_eq!(human_bytes(5 << 20), "5.0 MiB");
+    }
 }

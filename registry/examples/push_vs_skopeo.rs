@@ -1,8 +1,11 @@
 //! Benchmark: push one multi-arch layout (random, incompressible layers,
 //! ~200 MB across 2 platforms by default; `BENCH_MB` changes it) to a
 //! fresh local registry with our client and with `skopeo copy --all`,
-//! then push again; prints wall times and the blob bytes each re-push
-//! sent (counted by a loopback proxy in front of each registry).
+//! then push again; prints wall times, the blob bytes each re-push
+//! sent (counted by a loopback proxy in front of each registry) and
+//! where the CPU time of each first push went: the pushing client (our
+//! client threads, or the skopeo process), the registry process, and this
+//! process's loopback proxies (counted with the client for ours).
 
 #[path = "../tests/common/mod.rs"]
 mod common;
@@ -11,6 +14,21 @@ use common::*;
 use registry::{Client, ClientOptions, CredentialSources, Reference};
 use std::sync::atomic::Ordering;
 use std::time::Instant;
+
+/// CPU seconds (user + system) a process used so far, and those of its
+/// waited-for children, from `/proc/PID/stat` (clock ticks of 1/100 s).
+fn cpu(pid: &str) -> (f64, f64) {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    // Fields after the command name, which is in parentheses.
+    let rest = stat.rsplit_once(')').map(|(_, r)| r).unwrap_or("");
+    let f: Vec<u64> = rest
+        .split_whitespace()
+        .map(|x| x.parse().unwrap_or(0))
+        .collect();
+    let get = |i: usize| f.get(i).copied().unwrap_or(0) as f64 / 100.0;
+    // utime, stime, cutime, cstime are fields 14-17, here 11-14.
+    (get(11) + get(12), get(13) + get(14))
+}
 
 fn main() {
     let total_mb: usize = std::env::var("BENCH_MB")
@@ -79,9 +97,22 @@ fn main() {
         t.elapsed()
     };
 
+    let ours_pid = ours_reg.pid().to_string();
+    let sko_pid = sko_reg.pid().to_string();
+    let (self0, _) = cpu("self");
+    let (reg0, _) = cpu(&ours_pid);
     let (ours_first, r1) = push();
+    let (self1, children1) = cpu("self");
+    let ours_cpu = (self1 - self0, cpu(&ours_pid).0 - reg0);
     let ours_first_bytes = ours_proxy.upload_bytes.load(Ordering::Relaxed);
+    let (sreg0, _) = cpu(&sko_pid);
     let sko_first = skopeo_push();
+    let (self2, children2) = cpu("self");
+    let sko_cpu = (
+        children2 - children1,
+        cpu(&sko_pid).0 - sreg0,
+        self2 - self1,
+    );
     let sko_first_bytes = sko_proxy.upload_bytes.load(Ordering::Relaxed);
     let (ours_again, r2) = push();
     let ours_again_bytes = ours_proxy.upload_bytes.load(Ordering::Relaxed) - ours_first_bytes;
@@ -105,6 +136,10 @@ fn main() {
     println!(
         "{:<28} {:>12.2?} {:>16}",
         "skopeo re-push", sko_again, sko_again_bytes
+    );
+    println!(
+        "first push CPU: netshoot-build client+proxy {:.2}s, its registry {:.2}s; skopeo {:.2}s, proxy {:.2}s, its registry {:.2}s",
+        ours_cpu.0, ours_cpu.1, sko_cpu.0, sko_cpu.2, sko_cpu.1
     );
     println!("pushed {}", r1.reference);
 }

@@ -8,6 +8,8 @@
 //! Bearer tokens from the registry's token service, with credentials from
 //! explicit options, podman's `auth.json`, docker's `config.json` and
 //! credential helpers. Secrets never appear in `Debug` output or errors.
+//! Referrers are also listed under the referrers tag schema on registries
+//! without the referrers API (see [`referrers`]).
 
 // Errors carry the registry, repository and object they are about, which
 // makes them large; they are built only on the cold failure path.
@@ -20,6 +22,7 @@ pub mod error;
 pub mod pull;
 pub mod push;
 pub mod reference;
+pub mod referrers;
 
 pub use auth::{CredentialSources, Credentials, Secret};
 pub use client::{Client, ClientOptions, RetryPolicy};

@@ -6,11 +6,12 @@
 use crate::client::{expect, lock, BodySpec, Client, Registry, Req};
 use crate::error::{Error, Result, Target};
 use crate::reference::Reference;
+use crate::referrers::{referrer_descriptor, referrers_tag};
 use image_layout::layout::{MT_DOCKER_LIST, MT_DOCKER_MANIFEST, MT_INDEX, MT_MANIFEST};
 use image_layout::oci_spec::image::Descriptor;
 use image_layout::{canonical_json, Digest, OciLayout, Platform};
 use reqwest::{Method, Url};
-use std::collections::{BTreeSet, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{mpsc, Arc, Mutex};
 use std::time::Duration;
@@ -83,12 +84,18 @@ pub struct PushReport {
     pub tags: Vec<String>,
     /// Blobs whose bytes were sent.
     pub blobs_uploaded: usize,
+    /// Total size of the blobs whose bytes were sent (retries not
+    /// counted twice; see `bytes_sent` for what went on the wire).
+    pub blob_bytes_uploaded: u64,
     /// Blobs the repository already had.
     pub blobs_skipped: usize,
     /// Blobs mounted from another repository.
     pub blobs_mounted: usize,
     /// Manifests and indexes put (referrers and tags included).
     pub manifests_pushed: usize,
+    /// Referrers tags (`sha256-<hex>`) created or extended because the
+    /// registry has no referrers API.
+    pub referrers_tags: Vec<String>,
     /// Bytes of request bodies sent (blob and manifest bodies, retries
     /// included; a shared client's concurrent transfers count too).
     pub bytes_sent: u64,
@@ -201,7 +208,6 @@ impl Client {
         progress: &dyn Fn(ProgressEvent),
     ) -> Result<PushReport> {
         let sent_before = self.bytes_sent.load(Ordering::Relaxed);
-        let reg = self.registry(target.api_host())?;
         let repo = target.repository.as_str();
         let scopes = vec![format!("repository:{repo}:pull,push")];
         let top_digest = Digest::from(top.digest());
@@ -236,7 +242,11 @@ impl Client {
                 let images = layout.images(top)?;
                 if !images.iter().any(|(p, _)| ps.iter().any(|w| w.matches(p))) {
                     return Err(Error::Invalid(format!(
-                        "{layout_name}: the image is for {}, not for the platform(s) asked for",
+                        "{layout_name}: no image for platform(s) {} (the image is for {})",
+                        ps.iter()
+                            .map(|p| p.to_string())
+                            .collect::<Vec<_>>()
+                            .join(", "),
                         images
                             .iter()
                             .map(|(p, _)| p.to_string())
@@ -288,7 +298,7 @@ impl Client {
         let mut subjects: BTreeSet<String> =
             manifests.iter().map(|d| d.digest().to_string()).collect();
         subjects.insert(pushed_digest.to_string());
-        let mut referrers: Vec<Descriptor> = Vec::new();
+        let mut referrers: Vec<(Descriptor, String)> = Vec::new();
         for entry in layout.read_index()?.manifests() {
             let d = Digest::from(entry.digest());
             if d == top_digest || !is_manifest_type(entry.media_type().as_ref()) {
@@ -300,16 +310,26 @@ impl Client {
             let subject = serde_json::from_slice::<serde_json::Value>(&bytes)
                 .ok()
                 .and_then(|v| v.pointer("/subject/digest")?.as_str().map(str::to_string));
-            if subject.is_some_and(|s| subjects.contains(&s)) {
+            if let Some(subject) = subject.filter(|s| subjects.contains(s)) {
                 let mut r = layout.reachable(entry)?;
                 r.retain(|x| Digest::from(x.digest()) != d);
                 add(r, &mut manifests, &mut blobs);
-                referrers.push(entry.clone());
+                referrers.push((entry.clone(), subject));
             }
         }
 
+        // Only now the network: a bad layout or platform is reported as
+        // such, even when the registry is out of reach.
+        let reg = self.registry(target.api_host())?;
+
         // Blobs, in parallel.
         let outcomes = self.upload_blobs(&reg, repo, &scopes, layout, blobs, progress)?;
+        let blob_bytes_uploaded = outcomes
+            .iter()
+            .filter(|(o, _)| *o == BlobOutcome::Uploaded)
+            .map(|(_, size)| size)
+            .sum();
+        let outcomes: Vec<BlobOutcome> = outcomes.into_iter().map(|(o, _)| o).collect();
         let mut report = PushReport {
             reference: target.with_digest(&pushed_digest),
             digest: pushed_digest.clone(),
@@ -319,6 +339,7 @@ impl Client {
                 .iter()
                 .filter(|o| **o == BlobOutcome::Uploaded)
                 .count(),
+            blob_bytes_uploaded,
             blobs_skipped: outcomes
                 .iter()
                 .filter(|o| **o == BlobOutcome::Skipped)
@@ -328,29 +349,78 @@ impl Client {
                 .filter(|o| matches!(o, BlobOutcome::Mounted { .. }))
                 .count(),
             manifests_pushed: 0,
+            referrers_tags: Vec::new(),
             bytes_sent: 0,
         };
 
         // Manifests: children before parents (reachable() orders them so).
-        let mut put = |bytes: &[u8], mt: &str, reference: &str| -> Result<()> {
-            let d = self.put_manifest(&reg, repo, &scopes, reference, bytes, mt)?;
+        // Image manifests depend only on their blobs: put them in
+        // parallel. Indexes follow, in order, as they name manifests.
+        let (images, indexes): (Vec<&Descriptor>, Vec<&Descriptor>) = manifests
+            .iter()
+            .partition(|m| !is_index_type(m.media_type().as_ref()));
+        for d in self.put_manifests_parallel(&reg, repo, &scopes, layout, &images)? {
+            report.manifests_pushed += 1;
+            progress(ProgressEvent::ManifestPushed {
+                reference: d.to_string(),
+                digest: d,
+            });
+        }
+        // `put` answers the registry's `OCI-Subject` header, if any.
+        let mut put = |bytes: &[u8], mt: &str, reference: &str| -> Result<Option<String>> {
+            let (d, subject) =
+                self.put_manifest_with_subject(&reg, repo, &scopes, reference, bytes, mt)?;
             report.manifests_pushed += 1;
             progress(ProgressEvent::ManifestPushed {
                 reference: reference.to_string(),
                 digest: d,
             });
-            Ok(())
+            Ok(subject)
         };
-        for m in &manifests {
+        for m in indexes {
             let d = Digest::from(m.digest());
             let bytes = layout.read_blob(&d)?;
             put(&bytes, m.media_type().as_ref(), &d.to_string())?;
         }
         put(&top_bytes, &top_mt, &pushed_digest.to_string())?;
-        for r in &referrers {
+        // Referrers, then the referrers tag schema for the subjects whose
+        // referrers the registry did not index itself.
+        let mut unindexed: BTreeMap<String, Vec<serde_json::Value>> = BTreeMap::new();
+        for (r, subject) in &referrers {
             let d = Digest::from(r.digest());
             let bytes = layout.read_blob(&d)?;
-            put(&bytes, r.media_type().as_ref(), &d.to_string())?;
+            let mt = r.media_type().to_string();
+            let acked = put(&bytes, &mt, &d.to_string())?;
+            if acked.as_deref() != Some(subject.as_str()) {
+                unindexed
+                    .entry(subject.clone())
+                    .or_default()
+                    .push(referrer_descriptor(&bytes, &mt)?);
+            }
+        }
+        let mut has_api: Option<bool> = None;
+        let mut referrers_tags = Vec::new();
+        for (subject, descs) in &unindexed {
+            let subject: Digest = subject.parse().map_err(|_| {
+                Error::Invalid(format!(
+                    "{layout_name}: a referrer's subject {subject:?} is not a sha256 digest"
+                ))
+            })?;
+            // One probe per push: the API is a property of the registry.
+            let api = match has_api {
+                Some(a) => a,
+                None => *has_api.insert(self.has_referrers_api(&reg, repo, &scopes, &subject)?),
+            };
+            if api {
+                continue;
+            }
+            if let Some(bytes) =
+                self.merged_referrers_index(&reg, repo, &scopes, &subject, descs)?
+            {
+                let tag = referrers_tag(&subject);
+                put(&bytes, MT_INDEX, &tag)?;
+                referrers_tags.push(tag);
+            }
         }
         let mut tags: Vec<String> = Vec::new();
         if target.digest.is_none() || target.tag.is_some() {
@@ -365,12 +435,15 @@ impl Client {
             put(&top_bytes, &top_mt, t)?;
         }
         report.tags = tags;
+        report.referrers_tags = referrers_tags;
         report.bytes_sent = self.bytes_sent.load(Ordering::Relaxed) - sent_before;
         Ok(report)
     }
 
-    /// PUTs manifest `bytes` byte-exact under `reference`.
-    pub(crate) fn put_manifest(
+    /// PUTs manifest `bytes` byte-exact under `reference`; returns its
+    /// digest and the `OCI-Subject` header by which a registry with the
+    /// referrers API says it indexed the manifest's subject.
+    pub(crate) fn put_manifest_with_subject(
         &self,
         reg: &Registry,
         repo: &str,
@@ -378,7 +451,7 @@ impl Client {
         reference: &str,
         bytes: &[u8],
         media_type: &str,
-    ) -> Result<Digest> {
+    ) -> Result<(Digest, Option<String>)> {
         let digest = Digest::of(bytes);
         let target = Target {
             registry: reg.host.clone(),
@@ -406,7 +479,64 @@ impl Client {
                 });
             }
         }
-        Ok(digest)
+        let subject = resp
+            .headers()
+            .get("oci-subject")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string);
+        Ok((digest, subject))
+    }
+
+    /// PUTs the manifests `list` by digest, up to `jobs` at a time;
+    /// returns their digests in `list` order.
+    fn put_manifests_parallel(
+        &self,
+        reg: &Registry,
+        repo: &str,
+        scopes: &[String],
+        layout: &OciLayout,
+        list: &[&Descriptor],
+    ) -> Result<Vec<Digest>> {
+        let next = std::sync::atomic::AtomicUsize::new(0);
+        let done: Mutex<Vec<Option<Result<Digest>>>> =
+            Mutex::new((0..list.len()).map(|_| None).collect());
+        let workers = self.opts.jobs.max(1).min(list.len());
+        std::thread::scope(|s| {
+            for _ in 0..workers {
+                s.spawn(|| loop {
+                    let i = next.fetch_add(1, Ordering::Relaxed);
+                    let Some(m) = list.get(i) else { break };
+                    let d = Digest::from(m.digest());
+                    let r = layout.read_blob(&d).map_err(Error::from).and_then(|bytes| {
+                        self.put_manifest_with_subject(
+                            reg,
+                            repo,
+                            scopes,
+                            &d.to_string(),
+                            &bytes,
+                            m.media_type().as_ref(),
+                        )
+                        .map(|(d, _)| d)
+                    });
+                    let failed = r.is_err();
+                    lock(&done)[i] = Some(r);
+                    if failed {
+                        // Let the other workers stop after their current one.
+                        next.store(list.len(), Ordering::Relaxed);
+                        break;
+                    }
+                });
+            }
+        });
+        let mut out = Vec::with_capacity(list.len());
+        for r in done.into_inner().unwrap_or_else(|p| p.into_inner()) {
+            match r {
+                Some(Ok(d)) => out.push(d),
+                Some(Err(e)) => return Err(e),
+                None => {}
+            }
+        }
+        Ok(out)
     }
 
     fn upload_blobs(
@@ -417,10 +547,14 @@ impl Client {
         layout: &OciLayout,
         blobs: Vec<BlobJob>,
         progress: &dyn Fn(ProgressEvent),
-    ) -> Result<Vec<BlobOutcome>> {
+    ) -> Result<Vec<(BlobOutcome, u64)>> {
+        // Largest first: the biggest blob is the critical path, and small
+        // ones fill in around it.
+        let mut blobs = blobs;
+        blobs.sort_by_key(|b| std::cmp::Reverse(b.size));
         let queue = Mutex::new(blobs.into_iter().collect::<std::collections::VecDeque<_>>());
         let abort = AtomicBool::new(false);
-        let results: Mutex<Vec<BlobOutcome>> = Mutex::new(Vec::new());
+        let results: Mutex<Vec<(BlobOutcome, u64)>> = Mutex::new(Vec::new());
         let first_err: Mutex<Option<Error>> = Mutex::new(None);
         let (tx, rx) = mpsc::channel::<ProgressEvent>();
         std::thread::scope(|s| {
@@ -452,7 +586,7 @@ impl Client {
                                 size: job.size,
                                 outcome: o.clone(),
                             });
-                            lock(results).push(o);
+                            lock(results).push((o, job.size));
                         }
                         Err(e) => {
                             abort.store(true, Ordering::Relaxed);

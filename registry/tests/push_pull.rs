@@ -334,8 +334,13 @@ fn referrers_in_the_layout_are_pushed_after_their_subject() {
         .push_layout(l, &top, None, &target, &[], &|_| {})
         .unwrap();
     assert_eq!(r.blobs_uploaded, 7);
-    // 2 manifests + index by digest + referrer + tag.
-    assert_eq!(r.manifests_pushed, 5);
+    // 2 manifests + index by digest + referrer + referrers tag (the
+    // registry has no referrers API) + tag.
+    assert_eq!(r.manifests_pushed, 6);
+    assert_eq!(
+        r.referrers_tags,
+        vec![format!("sha256-{}", img.manifests[0].hex())]
+    );
     let by_digest: Reference = format!("{}/withsbom@{}", reg.host, a.digest)
         .parse()
         .unwrap();

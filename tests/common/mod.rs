@@ -176,7 +176,10 @@ pub fn snapshot(dir: &Path) -> BTreeMap<PathBuf, Vec<u8>> {
                 walk(base, &p, out);
             } else {
                 let mut v = Vec::new();
-                std::fs::File::open(&p).unwrap().read_to_end(&mut v).unwrap();
+                std::fs::File::open(&p)
+                    .unwrap()
+                    .read_to_end(&mut v)
+                    .unwrap();
                 out.insert(p.strip_prefix(base).unwrap().to_path_buf(), v);
             }
         }
@@ -251,7 +254,14 @@ impl Podman {
             .arg(self.dir.join("root"))
             .arg("--runroot")
             .arg(self.dir.join("runroot"))
-            .args(["--storage-driver", "vfs", "--cgroup-manager", "cgroupfs", "--events-backend", "file"]);
+            .args([
+                "--storage-driver",
+                "vfs",
+                "--cgroup-manager",
+                "cgroupfs",
+                "--events-backend",
+                "file",
+            ]);
         c
     }
 }
@@ -312,4 +322,98 @@ sha256 = "{}"
     let p = dir.join("netshoot.toml");
     std::fs::write(&p, spec).unwrap();
     p
+}
+
+// ---------------------------------------------------------------------
+// Registry helpers (push/pull end-to-end tests, tests/push_e2e.rs).
+// ---------------------------------------------------------------------
+
+/// A loopback port nothing listens on: bound to an ephemeral port, then
+/// released (another process could take it in between; tests use it at
+/// once).
+pub fn free_loopback_port() -> u16 {
+    let l = TcpListener::bind("127.0.0.1:0").expect("bind an ephemeral port");
+    l.local_addr().expect("local addr").port()
+}
+
+/// A real `docker-registry` (Debian's, distribution 2.8) serving plain
+/// HTTP on a free 127.0.0.1 port, storing into a temporary folder. The
+/// process is killed and the folder removed on drop.
+pub struct TestRegistry {
+    /// Its port.
+    pub port: u16,
+    /// `127.0.0.1:PORT`, the registry part of references.
+    pub host: String,
+    child: std::process::Child,
+    _dir: tempfile::TempDir,
+}
+
+impl TestRegistry {
+    /// Starts one and waits (at most 15 s) until it accepts connections.
+    pub fn start() -> TestRegistry {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let port = free_loopback_port();
+        let cfg = format!(
+            "version: 0.1\nlog:\n  level: error\n  accesslog:\n    disabled: true\nstorage:\n  filesystem:\n    rootdirectory: {}\nhttp:\n  addr: 127.0.0.1:{port}\n  secret: test-secret-not-for-production\n",
+            dir.path().join("data").display()
+        );
+        let cfg_path = dir.path().join("config.yml");
+        std::fs::write(&cfg_path, cfg).expect("write registry config");
+        let child = Command::new("docker-registry")
+            .arg("serve")
+            .arg(&cfg_path)
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("start docker-registry");
+        // Built before waiting so that a timeout still kills the child.
+        let reg = TestRegistry {
+            port,
+            host: format!("127.0.0.1:{port}"),
+            child,
+            _dir: dir,
+        };
+        let deadline = std::time::Instant::now() + Duration::from_secs(15);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "docker-registry did not start on port {port}"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        reg
+    }
+}
+
+impl Drop for TestRegistry {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The digest (`sha256:...`) of the image tagged `tag` in the layout at
+/// `dir`, read from `index.json`; checks with `sha256sum` that the blob it
+/// names has that digest, so the expectation does not come from the code
+/// under test.
+pub fn layout_tag_digest(dir: &Path, tag: &str) -> String {
+    let index: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.join("index.json")).expect("index.json"))
+            .expect("index.json is JSON");
+    let entry = index["manifests"]
+        .as_array()
+        .expect("manifests")
+        .iter()
+        .find(|m| m["annotations"]["org.opencontainers.image.ref.name"] == tag)
+        .unwrap_or_else(|| panic!("no tag {tag} in {}", dir.display()));
+    let named = entry["digest"].as_str().expect("digest").to_string();
+    let hex = named.trim_start_matches("sha256:");
+    let blob = std::fs::read(dir.join("blobs/sha256").join(hex)).expect("the tagged blob");
+    assert_eq!(
+        sha256_hex(&blob),
+        hex,
+        "blob {named} does not hash to its name"
+    );
+    named
 }

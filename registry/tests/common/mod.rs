@@ -274,6 +274,13 @@ impl Registry {
     }
 }
 
+impl Registry {
+    /// The registry's process id (for CPU accounting in benchmarks).
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+}
+
 impl Drop for Registry {
     fn drop(&mut self) {
         let _ = self.child.kill();

@@ -17,12 +17,12 @@ REPORT=bench/report.md
 TREE=$WORK/tree
 mkdir -p "$TREE"
 SRC=/usr/lib/$(gcc -print-multiarch 2>/dev/null || echo x86_64-linux-gnu)
-cp -a "$SRC" "$TREE/lib" 2>/dev/null || true
+# About 200 MB of real files: the host's libraries, folder by folder, in
+# name order, until the size is reached.
 size_mb() { du -sm "$1" | cut -f1; }
-i=0
-while [ "$(size_mb "$TREE")" -lt 200 ] && [ $i -lt 50 ]; do
-  cp -a /usr/share "$TREE/share$i" 2>/dev/null || true
-  i=$((i + 1))
+for f in $(ls "$SRC" | sort); do
+  [ "$(size_mb "$TREE")" -ge 200 ] && break
+  cp -a "$SRC/$f" "$TREE/" 2>/dev/null || true
 done
 MB=$(size_mb "$TREE")
 
@@ -39,7 +39,9 @@ SPEC
 t() { /usr/bin/time -f "%e %M" "$@" 2>&1 >/dev/null | tail -1; }
 ours=(); theirs=(); ours_rss=(); theirs_rss=()
 for round in 1 2 3; do
-  rm -rf "$WORK/out"
+  # A fresh cache every round: the layer cache would otherwise skip the
+  # compression being measured.
+  rm -rf "$WORK/out" "$WORK/cache"
   read -r s r < <(t "$BIN" build -q --spec "$WORK/spec.toml" --out "$WORK/out" --cache "$WORK/cache")
   ours+=("$s"); ours_rss+=("$r")
   read -r s r < <(t sh -c "tar --sort=name -cf - -C '$TREE' . | gzip -6 > '$WORK/ref.tar.gz'")

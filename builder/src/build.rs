@@ -454,6 +454,9 @@ fn meta(mode: u32, uid: u32, gid: u32, mtime: u64) -> Meta {
 /// checkout's umask never reaches the image.
 fn local_layer(spec: &Spec, base: &Path, epoch: u64) -> Result<Tree> {
     let mut tree = Tree::new();
+    // Files that are hard links of each other on disk stay hard links in
+    // the layer (stored once), as tar would keep them.
+    let mut inodes: HashMap<(u64, u64), String> = HashMap::new();
     for l in &spec.local {
         let src = base.join(&l.src);
         let md = std::fs::symlink_metadata(&src).map_err(|e| {
@@ -465,9 +468,29 @@ fn local_layer(spec: &Spec, base: &Path, epoch: u64) -> Result<Tree> {
         })?;
         let (uid, gid) = l.owner.unwrap_or((0, 0));
         if md.is_dir() {
-            add_dir(&mut tree, &src, &l.dest, l.mode, uid, gid, epoch, spec)?;
+            add_dir(
+                &mut tree,
+                &mut inodes,
+                &src,
+                &l.dest,
+                l.mode,
+                uid,
+                gid,
+                epoch,
+                spec,
+            )?;
         } else {
-            add_path(&mut tree, &src, &l.dest, l.mode, uid, gid, epoch, spec)?;
+            add_path(
+                &mut tree,
+                &mut inodes,
+                &src,
+                &l.dest,
+                l.mode,
+                uid,
+                gid,
+                epoch,
+                spec,
+            )?;
         }
     }
     Ok(tree)
@@ -476,6 +499,7 @@ fn local_layer(spec: &Spec, base: &Path, epoch: u64) -> Result<Tree> {
 #[allow(clippy::too_many_arguments)]
 fn add_dir(
     tree: &mut Tree,
+    inodes: &mut HashMap<(u64, u64), String>,
     src: &Path,
     dest: &str,
     file_mode: Option<u32>,
@@ -505,9 +529,29 @@ fn add_dir(
             .map(|m| m.is_dir())
             .unwrap_or(false)
         {
-            add_dir(tree, &p, &child_dest, file_mode, uid, gid, epoch, spec)?;
+            add_dir(
+                tree,
+                inodes,
+                &p,
+                &child_dest,
+                file_mode,
+                uid,
+                gid,
+                epoch,
+                spec,
+            )?;
         } else {
-            add_path(tree, &p, &child_dest, file_mode, uid, gid, epoch, spec)?;
+            add_path(
+                tree,
+                inodes,
+                &p,
+                &child_dest,
+                file_mode,
+                uid,
+                gid,
+                epoch,
+                spec,
+            )?;
         }
     }
     Ok(())
@@ -516,6 +560,7 @@ fn add_dir(
 #[allow(clippy::too_many_arguments)]
 fn add_path(
     tree: &mut Tree,
+    inodes: &mut HashMap<(u64, u64), String>,
     src: &Path,
     dest: &str,
     mode: Option<u32>,
@@ -540,7 +585,28 @@ fn add_path(
             meta: meta(0o777, uid, gid, epoch),
         }
     } else if md.is_file() {
+        use std::os::unix::fs::MetadataExt;
         let exec = md.permissions().mode() & 0o111 != 0;
+        if md.nlink() > 1 {
+            let key = (md.dev(), md.ino());
+            if let Some(first) = inodes.get(&key) {
+                let entry = Entry {
+                    node: Node::Hardlink(first.clone()),
+                    meta: meta(
+                        mode.unwrap_or(if exec { 0o755 } else { 0o644 }),
+                        uid,
+                        gid,
+                        epoch,
+                    ),
+                };
+                return tree
+                    .insert(dest, entry)
+                    .map_err(|e| bad_input(format!("local {}: {e}", src.display())));
+            }
+            if let Ok(norm) = image_layout::tree::normalize_path(dest) {
+                inodes.insert(key, norm);
+            }
+        }
         Entry {
             node: Node::File {
                 body: Body::File(Arc::new(src.to_path_buf())),

@@ -65,3 +65,45 @@ tsize=$(stat -c %s "$WORK/ref.tar.gz")
   echo
   echo "Speed-up: ${ratio}x. Raw: ours ${ours[*]}; tar|gzip ${theirs[*]}."
 } | tee "$REPORT"
+
+# The full default image (issues 3 and 7): lock time, a cold build (empty
+# payload and layer caches; the .debs already downloaded, linked from the
+# user's cache), a warm rebuild with nothing changed, a rebuild after one
+# package changes, peak RSS, and the compressed size per platform with
+# gzip and zstd.
+USER_CACHE=${NETSHOOT_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/netshoot-build}
+IMG=$WORK/img
+mkdir -p "$IMG/spec"
+cp -a tools/netshoot.toml tools/netshoot.lock tools/files tools/keyrings "$IMG/spec/"
+read -r lock_s lock_rss < <(t "$BIN" lock -q --spec "$IMG/spec/netshoot.toml")
+seed() {
+  mkdir -p "$1/blobs/sha256"
+  if [ -d "$USER_CACHE/blobs/sha256" ]; then
+    find "$USER_CACHE/blobs/sha256" -maxdepth 1 -type f -name '[0-9a-f]*' -exec ln -f {} "$1/blobs/sha256/" \; 2>/dev/null || true
+  fi
+}
+seed "$IMG/cache"
+read -r cold_s cold_rss < <(t "$BIN" build -q --spec "$IMG/spec/netshoot.toml" --out "$IMG/out" --cache "$IMG/cache")
+read -r warm_s warm_rss < <(t "$BIN" build -q --spec "$IMG/spec/netshoot.toml" --out "$IMG/out" --cache "$IMG/cache")
+# One package fewer (whois), relocked outside the timing.
+sed -i 's/"bind9-dnsutils", "ldnsutils", "whois",/"bind9-dnsutils", "ldnsutils",/' "$IMG/spec/netshoot.toml"
+"$BIN" lock -q --spec "$IMG/spec/netshoot.toml"
+read -r one_s one_rss < <(t "$BIN" build -q --spec "$IMG/spec/netshoot.toml" --out "$IMG/out" --cache "$IMG/cache")
+sizes() { "$BIN" inspect --json --layout "$1" --tag "$2" | python3 -c 'import json,sys; r=json.load(sys.stdin); print(" ".join(f"{i[\"platform\"]}={i[\"compressed_size\"]/1e6:.1f}MB/{len(i[\"layers\"])}layers" for i in r["images"]))'; }
+gz_sizes=$(sizes "$IMG/out" dev)
+seed "$IMG/cache-z"
+"$BIN" build -q --compression zstd --spec "$IMG/spec/netshoot.toml" --out "$IMG/out-z" --cache "$IMG/cache-z" >/dev/null
+zs_sizes=$(sizes "$IMG/out-z" dev)
+{
+  echo
+  echo "## Full default image (all platforms)"
+  echo
+  echo "| step | wall s | peak RSS KB |"
+  echo "|---|---|---|"
+  echo "| lock (indexes fetched and verified) | $lock_s | $lock_rss |"
+  echo "| cold build (no payload or layer cache; .debs already downloaded) | $cold_s | $cold_rss |"
+  echo "| warm rebuild, nothing changed | $warm_s | $warm_rss |"
+  echo "| rebuild after one package change | $one_s | $one_rss |"
+  echo
+  echo "Compressed size per platform: gzip $gz_sizes; zstd $zs_sizes."
+} | tee -a "$REPORT"

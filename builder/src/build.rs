@@ -184,8 +184,45 @@ pub fn build(opts: &BuildOptions) -> Result<BuildResult> {
     // Debian packages: the lock decides what is installed; only the .debs
     // are downloaded when it is current.
     let mut payloads: HashMap<Platform, Vec<(LockedPackage, crate::apt::Payload)>> = HashMap::new();
-    if let Some(apt) = &spec.apt {
-        let lock = ensure_lock(&spec, &opts.mirrors, opts.locked, &progress)?;
+    let needs_lock = spec.apt.is_some() || !spec.cargo.is_empty();
+    let lockfile = if needs_lock {
+        Some(ensure_lock(&spec, &opts.mirrors, opts.locked, &progress)?)
+    } else {
+        None
+    };
+    // Compiled tools, per platform, before anything is written: a compile
+    // error leaves no output.
+    let mut binaries: HashMap<Platform, Vec<crate::crates::BuiltBinary>> = HashMap::new();
+    if let Some(lock) = &lockfile {
+        for c in &spec.cargo {
+            let cl = lock.crates.get(&c.name).ok_or_else(|| {
+                bad_input(format!(
+                    "{}: has no entry for crate {:?}; run `netshoot-build lock`",
+                    crate::lockfile::path_for(&spec.path).display(),
+                    c.name
+                ))
+            })?;
+            let cl: crate::crates::CrateLock = serde_json::from_value(cl.clone()).map_err(|e| {
+                bad_input(format!(
+                    "lock entry for crate {:?}: {e}; run `netshoot-build lock`",
+                    c.name
+                ))
+            })?;
+            for p in &platforms {
+                let built = crate::crates::build_crate(
+                    c,
+                    &cl,
+                    &spec.base_dir(),
+                    p,
+                    cache.root(),
+                    opts.source_date_epoch,
+                    &progress,
+                )?;
+                binaries.entry(p.clone()).or_default().extend(built);
+            }
+        }
+    }
+    if let (Some(apt), Some(lock)) = (&spec.apt, &lockfile) {
         for p in &platforms {
             let pl = lock.apt.get(&p.to_string()).ok_or_else(|| {
                 bad_input(format!(
@@ -221,6 +258,7 @@ pub fn build(opts: &BuildOptions) -> Result<BuildResult> {
                 let layout = &layout;
                 let progress = &progress;
                 let payloads = &payloads;
+                let binaries = &binaries;
                 let variant = variant.as_ref();
                 s.spawn(move || {
                     let mut url_tree = Tree::new();
@@ -246,7 +284,23 @@ pub fn build(opts: &BuildOptions) -> Result<BuildResult> {
                             )
                             .map_err(|e| bad_input(format!("url {:?}: {e}", u.name)))?;
                     }
-                    let extra = [&url_tree, local_tree];
+                    let mut cargo_tree = Tree::new();
+                    for b in binaries.get(p).map(Vec::as_slice).unwrap_or(&[]) {
+                        let size = std::fs::metadata(&b.path)?.len();
+                        cargo_tree
+                            .insert(
+                                &b.dest,
+                                Entry {
+                                    node: Node::File {
+                                        body: Body::File(Arc::new(b.path.clone())),
+                                        size,
+                                    },
+                                    meta: meta(0o755, 0, 0, opts.source_date_epoch),
+                                },
+                            )
+                            .map_err(|e| bad_input(format!("cargo binary {}: {e}", b.name)))?;
+                    }
+                    let extra = [&cargo_tree, &url_tree, local_tree];
                     let groups = match (&spec.apt, payloads.get(p)) {
                         (Some(apt), Some(pkgs)) => {
                             let arch = crate::apt::debian_arch(p)?;
@@ -339,9 +393,19 @@ pub fn spec_digest(spec: &Spec) -> Result<String> {
         Some(a) => crate::apt::spec_digest_part(spec, a)?,
         None => serde_json::Value::Null,
     };
+    let mut cargo = Vec::new();
+    for c in &spec.cargo {
+        // An in-repo crate's own sources decide its lock too: an edit relocks.
+        let tree = match &c.path {
+            Some(p) => Some(crate::crates::tree_digest(&spec.base_dir().join(p))?),
+            None => None,
+        };
+        cargo.push(serde_json::json!({"spec": c, "tree": tree}));
+    }
     let v = serde_json::json!({
         "platforms": spec.platforms.iter().map(|p| p.to_string()).collect::<Vec<_>>(),
         "apt": apt,
+        "cargo": cargo,
     });
     Ok(Digest::of(&image_layout::canonical_json(&v)?)
         .hex()
@@ -364,6 +428,15 @@ pub fn lock(
             let l = crate::apt::lock_platform(spec, apt, mirrors, p, progress)?;
             progress(format!("locked {p}: {} packages", l.packages.len()));
             lock.apt.insert(p.to_string(), l);
+        }
+    }
+    if !spec.cargo.is_empty() {
+        let work = tempfile::tempdir()?;
+        for c in &spec.cargo {
+            progress(format!("lock crate {}", c.name));
+            let l = crate::crates::lock_crate(c, &spec.base_dir(), work.path())?;
+            lock.crates
+                .insert(c.name.clone(), serde_json::to_value(&l)?);
         }
     }
     let path = crate::lockfile::path_for(&spec.path);

@@ -4,6 +4,8 @@
 pub mod apt;
 pub mod build;
 pub mod cache;
+pub mod crates;
+pub mod elf;
 pub mod error;
 pub mod inspect;
 pub mod layercache;

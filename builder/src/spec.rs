@@ -27,6 +27,9 @@ pub struct Spec {
     /// Debian packages from signed repositories.
     #[serde(default)]
     pub apt: Option<AptSpec>,
+    /// Rust tools compiled from source, statically, per platform.
+    #[serde(default)]
+    pub cargo: Vec<crate::crates::CrateSpec>,
     /// Variants of the image (`--variant NAME`), e.g. a non-root one.
     #[serde(default)]
     pub variant: BTreeMap<String, VariantSpec>,
@@ -378,6 +381,14 @@ impl Spec {
             for p in &apt.packages {
                 p.parse::<debian::resolver::Request>()
                     .map_err(|e| bad_input(format!("apt.packages: {e}")))?;
+            }
+        }
+        let mut crate_names = std::collections::BTreeSet::new();
+        for c in &self.cargo {
+            c.check()?;
+            abs(&format!("cargo {:?} dest", c.name), &c.dest)?;
+            if !crate_names.insert(c.name.clone()) {
+                return Err(bad_input(format!("cargo {:?} is listed twice", c.name)));
             }
         }
         for (name, v) in &self.variant {

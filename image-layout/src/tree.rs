@@ -269,7 +269,9 @@ impl Tree {
                 {
                     hops += 1;
                     if hops > 40 {
-                        return Err(TreeError::OutsideRoot(format!("{path} (too many symlinks)")));
+                        return Err(TreeError::OutsideRoot(format!(
+                            "{path} (too many symlinks)"
+                        )));
                     }
                     let dir = prefix.rsplit_once('/').map_or("", |(d, _)| d);
                     let base = if target.starts_with('/') {
@@ -292,7 +294,9 @@ impl Tree {
     pub fn subtree<'a>(&self, paths: impl IntoIterator<Item = &'a str>) -> Tree {
         let mut out = Tree::new();
         for p in paths {
-            let Some(e) = self.entries.get(p) else { continue };
+            let Some(e) = self.entries.get(p) else {
+                continue;
+            };
             let mut idx = 0;
             while let Some(pos) = p[idx..].find('/') {
                 let parent = &p[..idx + pos];
@@ -381,7 +385,14 @@ mod tests {
         assert!(t.resolve_parents("a/loop/x").is_err());
         let mut tmp = Meta::root(0o1777);
         tmp.uid = 0;
-        t.insert("tmp", Entry { node: Node::Dir, meta: tmp }).unwrap();
+        t.insert(
+            "tmp",
+            Entry {
+                node: Node::Dir,
+                meta: tmp,
+            },
+        )
+        .unwrap();
         t.insert("tmp/x", file(b"x")).unwrap();
         let sub = t.subtree(["tmp/x"]);
         assert_eq!(sub.get("tmp").unwrap().meta.mode, 0o1777);

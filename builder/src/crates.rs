@@ -1,0 +1,1514 @@
+//! The `cargo` source: Rust tools compiled from source, statically, for
+//! every platform of the image.
+//!
+//! Locking pins a crate to an exact version, the sha256 of its `.crate` and
+//! the full `Cargo.lock` it is built with (the crate's own when it ships one,
+//! else one generated once and recorded). Building compiles that crate with
+//! `cargo build --locked` for the platform's musl target, with fixed flags
+//! and remapped paths so that the bytes do not depend on the machine, the
+//! folder or the cache; checks that every binary is a static ELF for the
+//! platform; and keeps the binaries in the cache under a key of everything
+//! that can change them, so a warm build runs no cargo at all.
+//!
+//! The registry is never named here: cargo is asked for the crate by name and
+//! version, so cargo's own configuration (a mirror, a source replacement, a
+//! vendored directory) decides where the bytes come from. Every `.crate` is
+//! verified against a checksum: cargo checks each download against the
+//! `checksum` of the `Cargo.lock` it builds with (so the lock records one for
+//! every registry package, or locking fails), and the crate itself is found
+//! in cargo's download cache by name and checked against the pinned sha256
+//! here before it is unpacked.
+
+use crate::elf::check_static;
+use crate::error::{bad_input, network, verification, Result};
+use image_layout::Platform;
+use serde::{Deserialize, Serialize};
+use sha2::{Digest as _, Sha256};
+use std::collections::BTreeSet;
+use std::ffi::OsString;
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+/// Bumped whenever the flags or the environment of a build change, so that
+/// binaries cached by an older recipe are never reused.
+const RECIPE: &str = "netshoot-build cargo recipe 1";
+
+/// One `[[cargo]]` entry of the spec: a crate whose binaries go into the
+/// image.
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct CrateSpec {
+    /// The crate's (package's) name.
+    pub name: String,
+    /// The exact version (`"0.13.0"` or `"=0.13.0"`); required for a crate
+    /// from the registry, optional for a `path` crate (then it must match).
+    #[serde(default)]
+    pub version: Option<String>,
+    /// A local crate folder, relative to the spec's folder, used instead of
+    /// the registry (tests, in-repo tools). It must be its own workspace.
+    #[serde(default)]
+    pub path: Option<PathBuf>,
+    /// Cargo features to enable.
+    #[serde(default)]
+    pub features: Vec<String>,
+    /// Builds without the crate's default features.
+    #[serde(default, alias = "no-default-features")]
+    pub no_default_features: bool,
+    /// The binaries to install; all binaries of the crate when empty.
+    #[serde(default)]
+    pub bins: Vec<String>,
+    /// The folder in the image the binaries go to.
+    #[serde(default = "default_dest")]
+    pub dest: String,
+    /// Platforms this crate is not built for (it does not support them).
+    #[serde(default)]
+    pub skip_platforms: Vec<String>,
+}
+
+fn default_dest() -> String {
+    "/usr/local/bin".to_string()
+}
+
+/// What locking pinned for one crate; stored in the lockfile.
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct CrateLock {
+    /// The crate's name.
+    pub name: String,
+    /// Its exact version.
+    pub version: String,
+    /// sha256 (hex) of the `.crate` as the registry index records it; for a
+    /// `path` crate, the sha256 of its source tree (see [`tree_digest`]).
+    pub checksum: String,
+    /// sha256 (hex) of [`CrateLock::lockfile`].
+    pub lock_sha256: String,
+    /// The `Cargo.lock` text the crate is built with.
+    pub lockfile: String,
+    /// Every package of that `Cargo.lock`, for the SBOM and for review.
+    pub packages: Vec<LockedDep>,
+}
+
+/// One package of a crate's `Cargo.lock`.
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct LockedDep {
+    /// Package name.
+    pub name: String,
+    /// Exact version.
+    pub version: String,
+    /// The `.crate` sha256; absent for the crate itself and git sources.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub checksum: Option<String>,
+}
+
+/// A binary compiled for one platform, ready to be laid into the image.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct BuiltBinary {
+    /// The binary's name.
+    pub name: String,
+    /// The file, in the cache (never modified once there).
+    pub path: PathBuf,
+    /// Its absolute path in the image (`dest` + `/` + `name`).
+    pub dest: String,
+}
+
+impl CrateSpec {
+    /// The pinned version without a leading `=`, if any.
+    pub fn exact_version(&self) -> Option<&str> {
+        self.version
+            .as_deref()
+            .map(|v| v.trim().trim_start_matches('='))
+    }
+
+    /// Whether the spec asks not to build this crate for `platform`.
+    pub fn skips(&self, platform: &Platform) -> bool {
+        self.skip_platforms
+            .iter()
+            .any(|s| s.parse::<Platform>().is_ok_and(|p| &p == platform))
+    }
+
+    /// Checks the entry on its own (names, version, paths); the error names
+    /// the crate and the field.
+    pub fn check(&self) -> Result<()> {
+        let who = format!("cargo crate {:?}", self.name);
+        if self.name.is_empty()
+            || !self
+                .name
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+        {
+            return Err(bad_input(format!(
+                "{who}: name must be a crate name (letters, digits, - and _)"
+            )));
+        }
+        match (self.exact_version(), &self.path) {
+            (None, None) => {
+                return Err(bad_input(format!(
+                    "{who}: needs an exact `version` (or a local `path`)"
+                )))
+            }
+            (Some(v), _) if !is_exact_version(v) => {
+                return Err(bad_input(format!(
+                    "{who}: version {v:?} must be one exact version like \"1.2.3\""
+                )))
+            }
+            _ => {}
+        }
+        if let Some(p) = &self.path {
+            if p.is_absolute() {
+                return Err(bad_input(format!(
+                    "{who}: path {} must be relative to the spec's folder",
+                    p.display()
+                )));
+            }
+        }
+        if !self.dest.starts_with('/') {
+            return Err(bad_input(format!(
+                "{who}: dest {:?} must be an absolute folder in the image",
+                self.dest
+            )));
+        }
+        for f in self.features.iter().chain(&self.bins) {
+            if f.is_empty() || f.contains(|c: char| c.is_whitespace() || c == ',') {
+                return Err(bad_input(format!(
+                    "{who}: feature or bin name {f:?} is not a single name"
+                )));
+            }
+        }
+        for s in &self.skip_platforms {
+            s.parse::<Platform>()
+                .map_err(|e| bad_input(format!("{who}: skip_platforms: {e}")))?;
+        }
+        Ok(())
+    }
+}
+
+/// `1.2.3`, `1.2.3-rc.1`, `1.2.3+build`: what a `=` requirement pins.
+fn is_exact_version(v: &str) -> bool {
+    let core = v.split(['-', '+']).next().unwrap_or("");
+    let parts: Vec<&str> = core.split('.').collect();
+    parts.len() == 3
+        && parts
+            .iter()
+            .all(|p| !p.is_empty() && p.chars().all(|c| c.is_ascii_digit()))
+}
+
+/// The Rust target triple for an image platform: always a musl target, so
+/// that binaries are static and run on any image.
+pub fn rust_target(platform: &Platform) -> Result<&'static str> {
+    target_info(platform).map(|t| t.triple)
+}
+
+/// How to compile for one platform.
+struct TargetInfo {
+    triple: &'static str,
+    /// The C compiler for `cc`-built C code (and, off the host, the linker).
+    cc: &'static str,
+    /// The archiver matching `cc`.
+    ar: &'static str,
+    /// Whether `cc` must also link (rustc's default `cc` links only for the
+    /// host's own architecture).
+    cross: bool,
+    /// The Debian package that provides `cc`.
+    package: &'static str,
+}
+
+fn target_info(platform: &Platform) -> Result<TargetInfo> {
+    let t = |triple, cc, ar, cross, package| TargetInfo {
+        triple,
+        cc,
+        ar,
+        cross,
+        package,
+    };
+    // musl-gcc for x86_64: C code that uses libc (bundled sqlite in oha)
+    // must see musl's headers, or glibc's turn `stat` into `stat64`, which
+    // musl no longer has, and linking fails. Other targets use Debian's
+    // glibc cross compilers (Debian has no musl cross compiler); they are
+    // fine for the freestanding C of ring and aws-lc, and they double as
+    // the linker. `CC_<triple>` in the environment overrides the choice.
+    Ok(match platform.to_string().as_str() {
+        "linux/amd64" => t(
+            "x86_64-unknown-linux-musl",
+            "musl-gcc",
+            "ar",
+            false,
+            "musl-tools",
+        ),
+        "linux/arm64" => t(
+            "aarch64-unknown-linux-musl",
+            "aarch64-linux-gnu-gcc",
+            "aarch64-linux-gnu-ar",
+            true,
+            "gcc-aarch64-linux-gnu",
+        ),
+        "linux/arm/v7" => t(
+            "armv7-unknown-linux-musleabihf",
+            "arm-linux-gnueabihf-gcc",
+            "arm-linux-gnueabihf-ar",
+            true,
+            "gcc-arm-linux-gnueabihf",
+        ),
+        "linux/arm/v6" => t(
+            "arm-unknown-linux-musleabihf",
+            "arm-linux-gnueabihf-gcc",
+            "arm-linux-gnueabihf-ar",
+            true,
+            "gcc-arm-linux-gnueabihf",
+        ),
+        "linux/386" => t(
+            "i686-unknown-linux-musl",
+            "i686-linux-gnu-gcc",
+            "i686-linux-gnu-ar",
+            true,
+            "gcc-i686-linux-gnu",
+        ),
+        "linux/riscv64" => t(
+            "riscv64gc-unknown-linux-musl",
+            "riscv64-linux-gnu-gcc",
+            "riscv64-linux-gnu-ar",
+            true,
+            "gcc-riscv64-linux-gnu",
+        ),
+        "linux/ppc64le" => t(
+            "powerpc64le-unknown-linux-musl",
+            "powerpc64le-linux-gnu-gcc",
+            "powerpc64le-linux-gnu-ar",
+            true,
+            "gcc-powerpc64le-linux-gnu",
+        ),
+        "linux/s390x" => t(
+            "s390x-unknown-linux-musl",
+            "s390x-linux-gnu-gcc",
+            "s390x-linux-gnu-ar",
+            true,
+            "gcc-s390x-linux-gnu",
+        ),
+        other => {
+            return Err(bad_input(format!(
+                "platform {other}: no Rust musl target is known for it; \
+                 skip it for this crate with skip_platforms"
+            )))
+        }
+    })
+}
+
+/// The toolchain every cargo call uses: the real `cargo` and `rustc` of the
+/// default toolchain's sysroot, so that a `rust-toolchain.toml` inside a
+/// crate cannot switch compilers behind the cache key's back.
+struct Toolchain {
+    cargo: PathBuf,
+    rustc: PathBuf,
+    sysroot: PathBuf,
+    /// `rustc -vV`: part of the cache key.
+    version: String,
+    host: String,
+}
+
+impl Toolchain {
+    fn find() -> Result<Toolchain> {
+        let rustc0 = std::env::var_os("RUSTC").unwrap_or_else(|| "rustc".into());
+        let sysroot = capture(Command::new(&rustc0).args(["--print", "sysroot"]))
+            .map_err(|e| bad_input(format!("Rust toolchain: {e}")))?;
+        let sysroot = PathBuf::from(sysroot.trim());
+        let pick = |name: &str| {
+            let p = sysroot.join("bin").join(name);
+            if p.is_file() {
+                p
+            } else {
+                PathBuf::from(name)
+            }
+        };
+        let rustc = pick("rustc");
+        let cargo = pick("cargo");
+        let version = capture(Command::new(&rustc).arg("-vV"))
+            .map_err(|e| bad_input(format!("Rust toolchain: {e}")))?;
+        let host = version
+            .lines()
+            .find_map(|l| l.strip_prefix("host: "))
+            .unwrap_or("")
+            .trim()
+            .to_string();
+        Ok(Toolchain {
+            cargo,
+            rustc,
+            sysroot,
+            version,
+            host,
+        })
+    }
+
+    /// A cargo command with a clean build environment: nothing from the
+    /// caller's RUSTFLAGS or target settings leaks into the binaries.
+    fn cargo(&self) -> Command {
+        let mut c = Command::new(&self.cargo);
+        c.env("RUSTC", &self.rustc)
+            .env("CARGO_TERM_COLOR", "never")
+            .env("CARGO_TERM_PROGRESS_WHEN", "never")
+            .env("CARGO_INCREMENTAL", "0")
+            .stdin(Stdio::null());
+        for v in [
+            "RUSTFLAGS",
+            "CARGO_ENCODED_RUSTFLAGS",
+            "CARGO_BUILD_RUSTFLAGS",
+            "CARGO_TARGET_DIR",
+            "CARGO_BUILD_TARGET_DIR",
+            "CARGO_BUILD_TARGET",
+            "RUSTC_WORKSPACE_WRAPPER",
+        ] {
+            c.env_remove(v);
+        }
+        c
+    }
+
+    /// Whether the standard library for `triple` is installed.
+    fn has_target(&self, triple: &str) -> bool {
+        self.sysroot
+            .join("lib/rustlib")
+            .join(triple)
+            .join("lib")
+            .is_dir()
+    }
+}
+
+/// Makes sure the standard library for `platform`'s target is installed:
+/// adds it with rustup where rustup manages the toolchain, else fails with
+/// the command to run. Returns the target triple.
+pub fn ensure_rust_target(platform: &Platform) -> Result<&'static str> {
+    let triple = rust_target(platform)?;
+    let tc = Toolchain::find()?;
+    ensure_target(&tc, triple)?;
+    Ok(triple)
+}
+
+fn ensure_target(tc: &Toolchain, triple: &'static str) -> Result<()> {
+    if tc.has_target(triple) {
+        return Ok(());
+    }
+    let add = format!("rustup target add {triple}");
+    if find_in_path("rustup").is_some() {
+        // The toolchain's folder name is rustup's name for it; naming it
+        // keeps a directory override from adding the target elsewhere.
+        let mut cmd = Command::new("rustup");
+        cmd.args(["target", "add", triple]);
+        let managed = tc
+            .sysroot
+            .parent()
+            .and_then(Path::file_name)
+            .is_some_and(|d| d == "toolchains");
+        if let (true, Some(name)) = (managed, tc.sysroot.file_name()) {
+            cmd.arg("--toolchain").arg(name);
+        }
+        if let Err(e) = capture(&mut cmd) {
+            return Err(bad_input(format!(
+                "Rust target {triple} is not installed and `{add}` failed ({e}); \
+                 a crate that cannot be built for it lists the platform in skip_platforms"
+            )));
+        }
+    }
+    if !tc.has_target(triple) {
+        return Err(bad_input(format!(
+            "Rust target {triple} is not installed for {}: run `{add}`",
+            tc.sysroot.display()
+        )));
+    }
+    Ok(())
+}
+
+/// Resolves `spec` to a [`CrateLock`]: the exact version, the `.crate`
+/// checksum from the registry index (or the source tree's digest for a
+/// `path` crate) and the `Cargo.lock` to build with. `base_dir` is the
+/// spec's folder; `work` a scratch folder (its contents may be replaced).
+pub fn lock_crate(spec: &CrateSpec, base_dir: &Path, work: &Path) -> Result<CrateLock> {
+    spec.check()?;
+    let tc = Toolchain::find()?;
+    std::fs::create_dir_all(work).map_err(|e| bad_input(format!("{}: {e}", work.display())))?;
+    let scratch = tempfile::Builder::new()
+        .prefix(&format!("lock-{}-", spec.name))
+        .tempdir_in(work)
+        .map_err(|e| bad_input(format!("{}: {e}", work.display())))?;
+    let (version, checksum, src) = match &spec.path {
+        Some(rel) => {
+            let dir = base_dir.join(rel);
+            let (name, version) = package_identity(&tc, &dir)?;
+            if name != spec.name {
+                return Err(bad_input(format!(
+                    "cargo crate {:?}: {} holds package {name:?}, not {:?}",
+                    spec.name,
+                    dir.display(),
+                    spec.name
+                )));
+            }
+            if let Some(want) = spec.exact_version() {
+                if want != version {
+                    return Err(bad_input(format!(
+                        "cargo crate {:?}: {} is version {version}, the spec pins {want}",
+                        spec.name,
+                        dir.display()
+                    )));
+                }
+            }
+            let checksum = tree_digest(&dir)?;
+            let copy = scratch.path().join("src");
+            copy_tree(&dir, &copy)?;
+            (version, checksum, copy)
+        }
+        None => {
+            let version = spec.exact_version().unwrap_or_default().to_string();
+            let checksum = resolve_checksum(&tc, &spec.name, &version, scratch.path())?;
+            let file = crate_file(&tc, &spec.name, &version, &checksum, scratch.path())?;
+            let src = unpack_crate(&file, &spec.name, &version, &scratch.path().join("src"))?;
+            (version, checksum, src)
+        }
+    };
+    let who = format!("crate {} {version}", spec.name);
+    make_own_workspace(&src)?;
+    check_bins(&tc, spec, &src, &who)?;
+    let lock_path = src.join("Cargo.lock");
+    if !lock_path.is_file() {
+        // The crate ships no lock: resolve one now and record it, so that
+        // every later build uses exactly these dependency versions.
+        let out = tc
+            .cargo()
+            .arg("generate-lockfile")
+            .arg("--manifest-path")
+            .arg(src.join("Cargo.toml"))
+            .output()
+            .map_err(|e| bad_input(format!("cannot run cargo: {e}")))?;
+        if !out.status.success() {
+            return Err(cargo_failure(&who, &String::from_utf8_lossy(&out.stderr)));
+        }
+    }
+    let lockfile = std::fs::read_to_string(&lock_path)
+        .map_err(|e| bad_input(format!("{who}: Cargo.lock: {e}")))?;
+    let packages =
+        parse_lockfile(&lockfile).map_err(|e| bad_input(format!("{who}: Cargo.lock: {e}")))?;
+    Ok(CrateLock {
+        name: spec.name.clone(),
+        version,
+        checksum,
+        lock_sha256: sha256_hex(lockfile.as_bytes()),
+        lockfile,
+        packages,
+    })
+}
+
+/// Compiles the crate pinned by `lock` for `platform` and returns its
+/// binaries, each checked by [`check_static`]. `base_dir` is the spec's
+/// folder (for `path` crates). Binaries are cached in
+/// `cache_dir/crates/<key>/`; on a hit no cargo runs. Cargo's own target
+/// folder is kept in `cache_dir/cargo-target/<name>` so that a changed
+/// feature or toolchain recompiles only what changed. `log` receives one
+/// line per event (`cargo build ...`, `cached ...`, `skip ...`).
+///
+/// A platform in the spec's `skip_platforms` gives no binaries.
+pub fn build_crate(
+    spec: &CrateSpec,
+    lock: &CrateLock,
+    base_dir: &Path,
+    platform: &Platform,
+    cache_dir: &Path,
+    source_date_epoch: u64,
+    log: &dyn Fn(String),
+) -> Result<Vec<BuiltBinary>> {
+    spec.check()?;
+    if spec.skips(platform) {
+        log(format!(
+            "skip crate {} for {platform} (skip_platforms)",
+            spec.name
+        ));
+        return Ok(Vec::new());
+    }
+    let who = format!("crate {} {}", lock.name, lock.version);
+    check_lock_matches(spec, lock, base_dir)?;
+    let target = target_info(platform)?;
+    let triple = target.triple;
+    let tc = Toolchain::find()?;
+    let cc = std::env::var(format!("CC_{}", triple.replace('-', "_")))
+        .unwrap_or_else(|_| target.cc.to_string());
+    let cc_version = match capture(Command::new(&cc).arg("--version")) {
+        Ok(v) => v.lines().next().unwrap_or_default().to_string(),
+        Err(_) => {
+            return Err(bad_input(format!(
+                "{who} for {platform}: the C compiler {cc} is missing: apt-get install {}",
+                target.package
+            )))
+        }
+    };
+    let cache_dir = std::path::absolute(cache_dir)
+        .map_err(|e| bad_input(format!("cache {}: {e}", cache_dir.display())))?;
+    let key = cache_key(
+        spec,
+        lock,
+        triple,
+        &tc.version,
+        &cc_version,
+        source_date_epoch,
+    );
+    let crates_dir = cache_dir.join("crates");
+    let key_dir = crates_dir.join(format!(
+        "{}-{}-{triple}-{}",
+        lock.name,
+        lock.version,
+        &key[..16]
+    ));
+    if let Some(bins) = cached_bins(&key_dir) {
+        for b in &bins {
+            check_static(&b.path, platform)?;
+        }
+        log(format!("cached {who} for {triple}"));
+        return Ok(with_dest(bins, &spec.dest));
+    }
+
+    ensure_target(&tc, triple)?;
+    let src_parent = cache_dir.join("cargo-src");
+    std::fs::create_dir_all(&src_parent)
+        .map_err(|e| bad_input(format!("cache {}: {e}", src_parent.display())))?;
+    // One build of a crate for a target at a time: the source folder is
+    // shared (a stable path lets cargo reuse what it compiled), and cargo
+    // itself serialises builds in one target folder anyway.
+    let _guard = FileLock::acquire(&src_parent.join(format!(".{}-{triple}.lock", lock.name)))?;
+    // Another process may have finished this very build while we waited.
+    if let Some(bins) = cached_bins(&key_dir) {
+        log(format!("cached {who} for {triple}"));
+        return Ok(with_dest(bins, &spec.dest));
+    }
+    let build_root = src_parent.join(format!("{}-{triple}", lock.name));
+    remove_dir_if_exists(&build_root)?;
+    std::fs::create_dir_all(&build_root)
+        .map_err(|e| bad_input(format!("cache {}: {e}", build_root.display())))?;
+    let src = match &spec.path {
+        Some(rel) => {
+            let dst = build_root.join(format!("{}-{}", lock.name, lock.version));
+            copy_tree(&base_dir.join(rel), &dst)?;
+            dst
+        }
+        None => {
+            let file = crate_file(&tc, &lock.name, &lock.version, &lock.checksum, &build_root)?;
+            unpack_crate(&file, &lock.name, &lock.version, &build_root)?
+        }
+    };
+    // A crate that ships a Cargo.lock is built with exactly that lock; the
+    // recorded one must be it (only a hand-edited lockfile differs).
+    if let Ok(shipped) = std::fs::read_to_string(src.join("Cargo.lock")) {
+        if shipped != lock.lockfile {
+            return Err(verification(format!(
+                "{who}: the recorded Cargo.lock differs from the one the crate ships: \
+                 run `netshoot-build lock`"
+            )));
+        }
+    }
+    make_own_workspace(&src)?;
+    std::fs::write(src.join("Cargo.lock"), &lock.lockfile)
+        .map_err(|e| bad_input(format!("{}: {e}", src.display())))?;
+
+    let target_dir = cache_dir.join("cargo-target").join(&lock.name);
+    log(format!("cargo build {who} for {triple}"));
+    let started = std::time::Instant::now();
+    let mut cmd = tc.cargo();
+    // From the folder above the crate, as `cargo install` does: a
+    // `.cargo/config.toml` shipped inside a crate does not steer the build.
+    cmd.current_dir(&build_root)
+        .args([
+            "build",
+            "--release",
+            "--locked",
+            "--message-format=json-render-diagnostics",
+        ])
+        .arg("--target")
+        .arg(triple)
+        .arg("--target-dir")
+        .arg(&target_dir)
+        .arg("--manifest-path")
+        .arg(src.join("Cargo.toml"));
+    if spec.no_default_features {
+        cmd.arg("--no-default-features");
+    }
+    if !spec.features.is_empty() {
+        cmd.arg("--features").arg(spec.features.join(","));
+    }
+    if spec.bins.is_empty() {
+        cmd.arg("--bins");
+    }
+    for b in &spec.bins {
+        cmd.arg("--bin").arg(b);
+    }
+    reproducible_env(
+        &mut cmd,
+        &target,
+        &cc,
+        &src,
+        &target_dir,
+        &lock.name,
+        &lock.version,
+        source_date_epoch,
+    );
+    let out = cmd
+        .output()
+        .map_err(|e| bad_input(format!("cannot run {}: {e}", tc.cargo.display())))?;
+    if !out.status.success() {
+        return Err(cargo_failure(
+            &format!("{who} for {triple}"),
+            &String::from_utf8_lossy(&out.stderr),
+        ));
+    }
+    let produced = bin_artifacts(
+        &String::from_utf8_lossy(&out.stdout),
+        &src.join("Cargo.toml"),
+    );
+    if produced.is_empty() {
+        return Err(bad_input(format!(
+            "{who} for {triple}: the crate has no binaries"
+        )));
+    }
+    for (_, path) in &produced {
+        check_static(path, platform).map_err(|e| {
+            verification(format!(
+                "{who} for {triple}: {}",
+                crate::error::one_line(&e)
+            ))
+        })?;
+    }
+
+    // Publish all binaries at once: a temporary folder renamed to the key,
+    // so a key folder is either complete or absent.
+    std::fs::create_dir_all(&crates_dir)
+        .map_err(|e| bad_input(format!("cache {}: {e}", crates_dir.display())))?;
+    let tmp = tempfile::Builder::new()
+        .prefix(".tmp-")
+        .tempdir_in(&crates_dir)
+        .map_err(|e| bad_input(format!("cache {}: {e}", crates_dir.display())))?;
+    let mut names = String::new();
+    for (name, path) in &produced {
+        let dst = tmp.path().join(name);
+        std::fs::copy(path, &dst)
+            .map_err(|e| bad_input(format!("cache {}: {e}", dst.display())))?;
+        set_mode(&dst, 0o755)?;
+        names.push_str(name);
+        names.push('\n');
+    }
+    std::fs::write(tmp.path().join(BINS_FILE), names)
+        .map_err(|e| bad_input(format!("cache {}: {e}", tmp.path().display())))?;
+    let tmp = tmp.keep();
+    if let Err(e) = std::fs::rename(&tmp, &key_dir) {
+        let _ = std::fs::remove_dir_all(&tmp);
+        // Losing a race to an identical build is fine; anything else is not.
+        if cached_bins(&key_dir).is_none() {
+            return Err(bad_input(format!("cache {}: {e}", key_dir.display())));
+        }
+    }
+    log(format!(
+        "built {who} for {triple} in {:.1}s",
+        started.elapsed().as_secs_f64()
+    ));
+    cached_bins(&key_dir)
+        .map(|b| with_dest(b, &spec.dest))
+        .ok_or_else(|| {
+            bad_input(format!(
+                "cache {}: vanished after writing",
+                key_dir.display()
+            ))
+        })
+}
+
+/// The file in a key folder listing its binaries; written last.
+const BINS_FILE: &str = "bins.list";
+
+fn cached_bins(key_dir: &Path) -> Option<Vec<BuiltBinary>> {
+    let list = std::fs::read_to_string(key_dir.join(BINS_FILE)).ok()?;
+    let bins: Vec<BuiltBinary> = list
+        .lines()
+        .filter(|l| !l.is_empty())
+        .map(|name| BuiltBinary {
+            name: name.to_string(),
+            path: key_dir.join(name),
+            dest: String::new(),
+        })
+        .collect();
+    (!bins.is_empty() && bins.iter().all(|b| b.path.is_file())).then_some(bins)
+}
+
+fn with_dest(bins: Vec<BuiltBinary>, dest: &str) -> Vec<BuiltBinary> {
+    let folder = dest.trim_end_matches('/');
+    bins.into_iter()
+        .map(|b| BuiltBinary {
+            dest: format!("{folder}/{}", b.name),
+            ..b
+        })
+        .collect()
+}
+
+/// The lock must belong to this spec entry, and a `path` crate's source
+/// must still be what was locked: otherwise the cache key would describe
+/// different bytes than the build.
+fn check_lock_matches(spec: &CrateSpec, lock: &CrateLock, base_dir: &Path) -> Result<()> {
+    let stale = |why: String| {
+        bad_input(format!(
+            "cargo crate {:?}: the lock is stale ({why}): run `netshoot-build lock`",
+            spec.name
+        ))
+    };
+    if lock.name != spec.name {
+        return Err(stale(format!("it pins crate {:?}", lock.name)));
+    }
+    if let Some(v) = spec.exact_version() {
+        if v != lock.version {
+            return Err(stale(format!("it pins {}, the spec {v}", lock.version)));
+        }
+    }
+    if sha256_hex(lock.lockfile.as_bytes()) != lock.lock_sha256 {
+        return Err(verification(format!(
+            "cargo crate {:?}: the recorded Cargo.lock does not match its lock_sha256",
+            spec.name
+        )));
+    }
+    if let Some(rel) = &spec.path {
+        let now = tree_digest(&base_dir.join(rel))?;
+        if now != lock.checksum {
+            return Err(stale(format!(
+                "{} changed since it was locked",
+                rel.display()
+            )));
+        }
+    }
+    Ok(())
+}
+
+fn cache_key(
+    spec: &CrateSpec,
+    lock: &CrateLock,
+    triple: &str,
+    rustc: &str,
+    cc: &str,
+    source_date_epoch: u64,
+) -> String {
+    let features: BTreeSet<&str> = spec.features.iter().map(String::as_str).collect();
+    let bins: BTreeSet<&str> = spec.bins.iter().map(String::as_str).collect();
+    let text = format!(
+        "{RECIPE}\nname={}\nversion={}\nchecksum={}\nlock={}\nfeatures={}\n\
+         no-default-features={}\nbins={}\ntarget={triple}\ncc={cc}\n\
+         source-date-epoch={source_date_epoch}\nrustc={rustc}\n",
+        lock.name,
+        lock.version,
+        lock.checksum,
+        lock.lock_sha256,
+        features.into_iter().collect::<Vec<_>>().join(","),
+        spec.no_default_features,
+        bins.into_iter().collect::<Vec<_>>().join(","),
+    );
+    sha256_hex(text.as_bytes())
+}
+
+/// The environment that makes a build's bytes independent of where it ran.
+#[allow(clippy::too_many_arguments)]
+fn reproducible_env(
+    cmd: &mut Command,
+    target: &TargetInfo,
+    cc: &str,
+    src: &Path,
+    target_dir: &Path,
+    name: &str,
+    version: &str,
+    source_date_epoch: u64,
+) {
+    let triple = target.triple;
+    let home = cargo_home();
+    // rustc applies the last matching prefix, so general folders come first
+    // and the more specific ones inside them after.
+    let mut maps: Vec<(PathBuf, String)> = vec![(home.clone(), "/cargo".into())];
+    // The registry's unpack folder is named after the registry's URL; remap
+    // it away so a mirror gives the same bytes as the registry itself.
+    if let Ok(rd) = std::fs::read_dir(home.join("registry/src")) {
+        let mut dirs: Vec<PathBuf> = rd.flatten().map(|e| e.path()).collect();
+        dirs.sort();
+        for d in dirs {
+            maps.push((d, "/cargo/registry/src".into()));
+        }
+    }
+    maps.push((target_dir.to_path_buf(), "/target".into()));
+    maps.push((src.to_path_buf(), format!("/build/{name}-{version}")));
+
+    let mut rustflags: Vec<String> = vec![
+        "-Ctarget-feature=+crt-static".into(),
+        "-Cstrip=symbols".into(),
+        "-Cdebuginfo=0".into(),
+        "-Ccodegen-units=1".into(),
+    ];
+    let mut cflags: Vec<String> = Vec::new();
+    for (from, to) in &maps {
+        rustflags.push(format!("--remap-path-prefix={}={to}", from.display()));
+        cflags.push(format!("-ffile-prefix-map={}={to}", from.display()));
+    }
+    let env_triple = triple.replace('-', "_");
+    let upper = env_triple.to_uppercase();
+    cmd.env("CARGO_ENCODED_RUSTFLAGS", rustflags.join("\u{1f}"))
+        .env(format!("CARGO_TARGET_{upper}_RUSTFLAGS"), "")
+        .env("SOURCE_DATE_EPOCH", source_date_epoch.to_string())
+        .env("CARGO_PROFILE_RELEASE_CODEGEN_UNITS", "1")
+        .env("CARGO_PROFILE_RELEASE_DEBUG", "false")
+        .env("CARGO_PROFILE_RELEASE_STRIP", "symbols")
+        .env("CARGO_PROFILE_RELEASE_INCREMENTAL", "false")
+        .env("CARGO_PROFILE_RELEASE_DEBUG_ASSERTIONS", "false")
+        .env("CARGO_PROFILE_RELEASE_OVERFLOW_CHECKS", "false")
+        .env("CARGO_PROFILE_RELEASE_SPLIT_DEBUGINFO", "off")
+        .env(format!("CC_{env_triple}"), cc)
+        .env("TZ", "UTC")
+        .env("LC_ALL", "C");
+    // C code compiled by build scripts sees the same remapping through
+    // CFLAGS; a caller's own flags for the target are kept in front.
+    let cflags_var = format!("CFLAGS_{env_triple}");
+    let mut all_cflags = std::env::var(&cflags_var).unwrap_or_default();
+    for f in cflags {
+        if !all_cflags.is_empty() {
+            all_cflags.push(' ');
+        }
+        all_cflags.push_str(&f);
+    }
+    cmd.env(&cflags_var, all_cflags);
+    if std::env::var_os(format!("AR_{env_triple}")).is_none() {
+        cmd.env(format!("AR_{env_triple}"), target.ar);
+    }
+    if target.cross && std::env::var_os(format!("CARGO_TARGET_{upper}_LINKER")).is_none() {
+        cmd.env(format!("CARGO_TARGET_{upper}_LINKER"), cc);
+    }
+}
+
+/// The binaries cargo reported for the package at `manifest`, by name.
+fn bin_artifacts(stdout: &str, manifest: &Path) -> Vec<(String, PathBuf)> {
+    let mut out: Vec<(String, PathBuf)> = Vec::new();
+    for line in stdout.lines() {
+        let Ok(msg) = serde_json::from_str::<serde_json::Value>(line) else {
+            continue;
+        };
+        if msg["reason"] != "compiler-artifact" {
+            continue;
+        }
+        if msg["manifest_path"].as_str().map(Path::new) != Some(manifest) {
+            continue;
+        }
+        let is_bin = msg["target"]["kind"]
+            .as_array()
+            .is_some_and(|k| k.iter().any(|k| k == "bin"));
+        let (Some(name), Some(exe)) = (msg["target"]["name"].as_str(), msg["executable"].as_str())
+        else {
+            continue;
+        };
+        if is_bin && !out.iter().any(|(n, _)| n == name) {
+            out.push((name.to_string(), PathBuf::from(exe)));
+        }
+    }
+    out.sort();
+    out
+}
+
+/// Name and version of the package whose manifest is in `dir`.
+fn package_identity(tc: &Toolchain, dir: &Path) -> Result<(String, String)> {
+    let manifest = dir.join("Cargo.toml");
+    if !manifest.is_file() {
+        return Err(bad_input(format!(
+            "{}: no Cargo.toml (a cargo `path` must be a crate folder)",
+            dir.display()
+        )));
+    }
+    let meta = cargo_metadata(tc, &manifest, &format!("crate at {}", dir.display()))?;
+    let pkg = &meta["packages"][0];
+    match (pkg["name"].as_str(), pkg["version"].as_str()) {
+        (Some(n), Some(v)) => Ok((n.to_string(), v.to_string())),
+        _ => Err(bad_input(format!(
+            "{}: not a package manifest",
+            manifest.display()
+        ))),
+    }
+}
+
+fn cargo_metadata(tc: &Toolchain, manifest: &Path, who: &str) -> Result<serde_json::Value> {
+    let out = tc
+        .cargo()
+        .args([
+            "metadata",
+            "--no-deps",
+            "--format-version",
+            "1",
+            "--manifest-path",
+        ])
+        .arg(manifest)
+        .output()
+        .map_err(|e| bad_input(format!("cannot run cargo: {e}")))?;
+    if !out.status.success() {
+        return Err(cargo_failure(who, &String::from_utf8_lossy(&out.stderr)));
+    }
+    serde_json::from_slice(&out.stdout)
+        .map_err(|e| bad_input(format!("{who}: cargo metadata: {e}")))
+}
+
+/// Fails early when the spec names binaries the crate does not have.
+fn check_bins(tc: &Toolchain, spec: &CrateSpec, src: &Path, who: &str) -> Result<()> {
+    let meta = cargo_metadata(tc, &src.join("Cargo.toml"), who)?;
+    let have: Vec<String> = meta["packages"][0]["targets"]
+        .as_array()
+        .map(|ts| {
+            ts.iter()
+                .filter(|t| {
+                    t["kind"]
+                        .as_array()
+                        .is_some_and(|k| k.iter().any(|k| k == "bin"))
+                })
+                .filter_map(|t| t["name"].as_str().map(str::to_string))
+                .collect()
+        })
+        .unwrap_or_default();
+    if have.is_empty() {
+        return Err(bad_input(format!("{who}: the crate has no binaries")));
+    }
+    for b in &spec.bins {
+        if !have.contains(b) {
+            return Err(bad_input(format!(
+                "{who}: no binary {b:?} (it has: {})",
+                have.join(", ")
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// Asks cargo which `.crate` checksum the registry index records for
+/// `name` `version`, through a throwaway package that depends on exactly
+/// that version. Unknown crates and versions fail here.
+fn resolve_checksum(tc: &Toolchain, name: &str, version: &str, work: &Path) -> Result<String> {
+    let who = format!("crate {name} {version}");
+    let dir = work.join("resolve");
+    write_probe_package(&dir, name, version)?;
+    let out = tc
+        .cargo()
+        .arg("generate-lockfile")
+        .arg("--manifest-path")
+        .arg(dir.join("Cargo.toml"))
+        .output()
+        .map_err(|e| bad_input(format!("cannot run cargo: {e}")))?;
+    if !out.status.success() {
+        return Err(cargo_failure(&who, &String::from_utf8_lossy(&out.stderr)));
+    }
+    let text = std::fs::read_to_string(dir.join("Cargo.lock"))
+        .map_err(|e| bad_input(format!("{who}: resolving: {e}")))?;
+    let pkgs = parse_lockfile(&text).map_err(|e| bad_input(format!("{who}: {e}")))?;
+    pkgs.into_iter()
+        .find(|p| p.name == name && p.version == version)
+        .and_then(|p| p.checksum)
+        .ok_or_else(|| {
+            verification(format!(
+                "{who}: the registry index gives no checksum for it, so it cannot be verified"
+            ))
+        })
+}
+
+fn write_probe_package(dir: &Path, name: &str, version: &str) -> Result<()> {
+    std::fs::create_dir_all(dir.join("src"))
+        .map_err(|e| bad_input(format!("{}: {e}", dir.display())))?;
+    // Default features off: the probe only needs the crate itself, and
+    // fewer features mean fewer dependencies to resolve and download.
+    let manifest = format!(
+        "[package]\nname = \"netshoot-build-probe\"\nversion = \"0.0.0\"\nedition = \"2021\"\n\
+         publish = false\n\n[dependencies]\n{name} = {{ version = \"={version}\", default-features = false }}\n\n\
+         [workspace]\n"
+    );
+    std::fs::write(dir.join("Cargo.toml"), manifest)
+        .and_then(|_| std::fs::write(dir.join("src/lib.rs"), ""))
+        .map_err(|e| bad_input(format!("{}: {e}", dir.display())))
+}
+
+/// The `.crate` file of `name` `version` with sha256 `checksum`: from
+/// cargo's download cache when it is there, else downloaded by cargo first
+/// (`cargo fetch` of a throwaway package). The file is checked here
+/// against `checksum` either way, so neither a mirror nor a corrupted cache
+/// can slip in other bytes.
+fn crate_file(
+    tc: &Toolchain,
+    name: &str,
+    version: &str,
+    checksum: &str,
+    work: &Path,
+) -> Result<PathBuf> {
+    let who = format!("crate {name} {version}");
+    if let Some(p) = find_cached_crate(name, version, checksum) {
+        return Ok(p);
+    }
+    let dir = work.join("fetch");
+    write_probe_package(&dir, name, version)?;
+    let mut cmd = tc.cargo();
+    cmd.arg("fetch")
+        .arg("--manifest-path")
+        .arg(dir.join("Cargo.toml"));
+    // Only the host's dependencies: the probe is there for the crate itself.
+    if !tc.host.is_empty() {
+        cmd.args(["--target", &tc.host]);
+    }
+    let out = cmd
+        .output()
+        .map_err(|e| bad_input(format!("cannot run cargo: {e}")))?;
+    if !out.status.success() {
+        return Err(cargo_failure(&who, &String::from_utf8_lossy(&out.stderr)));
+    }
+    if let Some(p) = find_cached_crate(name, version, checksum) {
+        return Ok(p);
+    }
+    // Cargo verified the download against the index; if no cached file has
+    // the pinned digest, the index now says something else than when the
+    // crate was locked.
+    Err(verification(format!(
+        "{who}: the registry's .crate does not have the locked sha256 {checksum}"
+    )))
+}
+
+fn find_cached_crate(name: &str, version: &str, checksum: &str) -> Option<PathBuf> {
+    let cache = cargo_home().join("registry/cache");
+    let mut dirs: Vec<PathBuf> = std::fs::read_dir(cache)
+        .ok()?
+        .flatten()
+        .map(|e| e.path())
+        .collect();
+    dirs.sort();
+    dirs.into_iter()
+        .map(|d| d.join(format!("{name}-{version}.crate")))
+        .find(|p| p.is_file() && file_sha256(p).is_ok_and(|h| h == checksum))
+}
+
+/// Unpacks a `.crate` (a gzip tar of `name-version/...`) into `into` and
+/// returns the crate's folder.
+fn unpack_crate(file: &Path, name: &str, version: &str, into: &Path) -> Result<PathBuf> {
+    let who = format!("crate {name} {version}");
+    let f = std::fs::File::open(file).map_err(|e| bad_input(format!("{}: {e}", file.display())))?;
+    let mut ar = tar::Archive::new(flate2::read::GzDecoder::new(f));
+    ar.set_preserve_permissions(false);
+    ar.set_preserve_mtime(true);
+    std::fs::create_dir_all(into).map_err(|e| bad_input(format!("{}: {e}", into.display())))?;
+    // tar's unpack_in refuses entries that would land outside `into`.
+    let entries = ar
+        .entries()
+        .map_err(|e| verification(format!("{who}: bad .crate: {e}")))?;
+    for entry in entries {
+        let mut entry = entry.map_err(|e| verification(format!("{who}: bad .crate: {e}")))?;
+        entry
+            .unpack_in(into)
+            .map_err(|e| verification(format!("{who}: bad .crate: {e}")))?;
+    }
+    let dir = into.join(format!("{name}-{version}"));
+    if !dir.join("Cargo.toml").is_file() {
+        return Err(verification(format!(
+            "{who}: the .crate holds no {name}-{version}/Cargo.toml"
+        )));
+    }
+    Ok(dir)
+}
+
+/// Adds an empty `[workspace]` to a copied crate's manifest unless it has
+/// one, so that a cache folder inside some other workspace never makes
+/// cargo treat the crate as that workspace's member.
+fn make_own_workspace(src: &Path) -> Result<()> {
+    let manifest = src.join("Cargo.toml");
+    let text = std::fs::read_to_string(&manifest)
+        .map_err(|e| bad_input(format!("{}: {e}", manifest.display())))?;
+    let parsed: toml::Table = text
+        .parse()
+        .map_err(|e| bad_input(format!("{}: {e}", manifest.display())))?;
+    if parsed.contains_key("workspace") {
+        return Ok(());
+    }
+    std::fs::write(&manifest, format!("{text}\n[workspace]\n"))
+        .map_err(|e| bad_input(format!("{}: {e}", manifest.display())))
+}
+
+/// The packages of a `Cargo.lock` (formats 1 to 4); a registry package
+/// without a checksum is refused, since cargo could not verify it.
+fn parse_lockfile(text: &str) -> std::result::Result<Vec<LockedDep>, String> {
+    let doc: toml::Table = text
+        .parse()
+        .map_err(|e: toml::de::Error| e.message().to_string())?;
+    // Format 1 keeps checksums apart, as `"checksum NAME VERSION (SOURCE)"`.
+    let old = doc.get("metadata").and_then(|m| m.as_table());
+    let mut out = Vec::new();
+    for p in doc
+        .get("package")
+        .and_then(|p| p.as_array())
+        .ok_or("no [[package]] entries")?
+    {
+        let field = |k: &str| p.get(k).and_then(|v| v.as_str()).map(str::to_string);
+        let (Some(name), Some(version)) = (field("name"), field("version")) else {
+            return Err("a [[package]] entry lacks name or version".into());
+        };
+        let source = field("source");
+        let checksum = field("checksum").or_else(|| {
+            let s = source.as_deref()?;
+            old?.get(&format!("checksum {name} {version} ({s})"))?
+                .as_str()
+                .map(str::to_string)
+        });
+        let from_registry = source
+            .as_deref()
+            .is_some_and(|s| s.starts_with("registry+") || s.starts_with("sparse+"));
+        if from_registry && checksum.is_none() {
+            return Err(format!(
+                "{name} {version} has no checksum, so it cannot be verified"
+            ));
+        }
+        out.push(LockedDep {
+            name,
+            version,
+            checksum,
+        });
+    }
+    Ok(out)
+}
+
+/// One line for a failed cargo call: `who`, then cargo's first error with
+/// its location or causes. Unknown crates and versions are bad input, a
+/// changed checksum a verification failure, a download problem a network
+/// failure.
+fn cargo_failure(who: &str, stderr: &str) -> anyhow::Error {
+    let line = condense_cargo_error(stderr);
+    let msg = format!("{who}: {line}");
+    let has = |s: &str| line.contains(s);
+    if has("no matching package named") || has("failed to select a version") {
+        bad_input(msg)
+    } else if has("checksum for") || has("checksum mismatch") {
+        verification(msg)
+    } else if has("failed to download")
+        || has("spurious network")
+        || has("Could not resolve host")
+        || has("failed to query replaced source registry")
+        || has("download of")
+        || has("network failure")
+        || has("failed to fetch")
+    {
+        network(msg)
+    } else {
+        bad_input(msg)
+    }
+}
+
+/// Cargo's first `error...` line, followed by the `-->` location of a
+/// compiler error or the `Caused by:` lines of a cargo error, on one line.
+fn condense_cargo_error(stderr: &str) -> String {
+    let lines: Vec<&str> = stderr.lines().collect();
+    let Some(first) = lines.iter().position(|l| l.starts_with("error")) else {
+        return lines
+            .iter()
+            .rev()
+            .find(|l| !l.trim().is_empty())
+            .map(|l| l.trim().to_string())
+            .unwrap_or_else(|| "cargo failed without a message".into());
+    };
+    // "error: " adds nothing to a line that already says it failed; a
+    // compiler error's code (`error[E0308]`) stays, it is searchable.
+    let head = lines[first].trim();
+    let head = head.strip_prefix("error: ").unwrap_or(head);
+    let mut parts: Vec<String> = vec![head.to_string()];
+    let mut in_causes = false;
+    let mut have_location = false;
+    for l in &lines[first + 1..] {
+        let t = l.trim();
+        if l.starts_with("error") || l.starts_with("warning") {
+            break;
+        }
+        if let Some(loc) = t.strip_prefix("-->") {
+            if !have_location {
+                parts.push(format!("at {}", loc.trim()));
+                have_location = true;
+            }
+        } else if t.starts_with("candidate versions found") {
+            // Names the versions that do exist, for a mistyped version.
+            parts.push(t.to_string());
+        } else if t == "Caused by:" {
+            in_causes = true;
+        } else if in_causes && !t.is_empty() && !parts.iter().any(|p| p == t) {
+            parts.push(t.to_string());
+        }
+    }
+    let mut s = parts.join(": ");
+    if s.len() > 600 {
+        let mut cut = 600;
+        while !s.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        s.truncate(cut);
+        s.push_str("...");
+    }
+    s
+}
+
+/// sha256 of a crate folder's files: relative paths, executable bits,
+/// link targets and contents, in sorted order. `target/` and `.git/` at the
+/// top are left out (build output and history are not source).
+pub fn tree_digest(dir: &Path) -> Result<String> {
+    let mut files: Vec<(String, PathBuf)> = Vec::new();
+    walk(dir, dir, &mut files)?;
+    files.sort();
+    let mut h = Sha256::new();
+    for (rel, path) in files {
+        let meta = std::fs::symlink_metadata(&path)
+            .map_err(|e| bad_input(format!("{}: {e}", path.display())))?;
+        h.update(rel.as_bytes());
+        h.update([0]);
+        if meta.file_type().is_symlink() {
+            let to = std::fs::read_link(&path)
+                .map_err(|e| bad_input(format!("{}: {e}", path.display())))?;
+            h.update(b"link\0");
+            h.update(to.to_string_lossy().as_bytes());
+        } else {
+            use std::os::unix::fs::PermissionsExt;
+            let exec = meta.permissions().mode() & 0o111 != 0;
+            h.update(if exec { b"exec\0" } else { b"file\0" });
+            h.update(meta.len().to_le_bytes());
+            let mut f = std::fs::File::open(&path)
+                .map_err(|e| bad_input(format!("{}: {e}", path.display())))?;
+            let mut buf = vec![0u8; 64 * 1024];
+            loop {
+                let n = f
+                    .read(&mut buf)
+                    .map_err(|e| bad_input(format!("{}: {e}", path.display())))?;
+                if n == 0 {
+                    break;
+                }
+                h.update(&buf[..n]);
+            }
+        }
+        h.update([0]);
+    }
+    Ok(hex::encode(h.finalize()))
+}
+
+fn walk(base: &Path, dir: &Path, out: &mut Vec<(String, PathBuf)>) -> Result<()> {
+    let rd = std::fs::read_dir(dir).map_err(|e| bad_input(format!("{}: {e}", dir.display())))?;
+    for e in rd {
+        let e = e.map_err(|e| bad_input(format!("{}: {e}", dir.display())))?;
+        let path = e.path();
+        let rel = path
+            .strip_prefix(base)
+            .map_err(|e| bad_input(format!("{}: {e}", path.display())))?
+            .to_string_lossy()
+            .to_string();
+        if rel == "target" || rel == ".git" {
+            continue;
+        }
+        let ft = e
+            .file_type()
+            .map_err(|e| bad_input(format!("{}: {e}", path.display())))?;
+        if ft.is_dir() {
+            walk(base, &path, out)?;
+        } else {
+            out.push((rel, path));
+        }
+    }
+    Ok(())
+}
+
+/// Copies a crate folder (without `target/` and `.git/`) to `to`.
+fn copy_tree(from: &Path, to: &Path) -> Result<()> {
+    let mut files = Vec::new();
+    walk(from, from, &mut files)?;
+    std::fs::create_dir_all(to).map_err(|e| bad_input(format!("{}: {e}", to.display())))?;
+    for (rel, path) in files {
+        let dst = to.join(&rel);
+        if let Some(parent) = dst.parent() {
+            std::fs::create_dir_all(parent)
+                .map_err(|e| bad_input(format!("{}: {e}", parent.display())))?;
+        }
+        let meta = std::fs::symlink_metadata(&path)
+            .map_err(|e| bad_input(format!("{}: {e}", path.display())))?;
+        if meta.file_type().is_symlink() {
+            let target = std::fs::read_link(&path)
+                .map_err(|e| bad_input(format!("{}: {e}", path.display())))?;
+            std::os::unix::fs::symlink(target, &dst)
+                .map_err(|e| bad_input(format!("{}: {e}", dst.display())))?;
+        } else {
+            std::fs::copy(&path, &dst)
+                .map_err(|e| bad_input(format!("{} -> {}: {e}", path.display(), dst.display())))?;
+        }
+    }
+    Ok(())
+}
+
+fn remove_dir_if_exists(dir: &Path) -> Result<()> {
+    match std::fs::remove_dir_all(dir) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(bad_input(format!("cache {}: {e}", dir.display()))),
+    }
+}
+
+fn set_mode(path: &Path, mode: u32) -> Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))
+        .map_err(|e| bad_input(format!("{}: {e}", path.display())))
+}
+
+fn cargo_home() -> PathBuf {
+    if let Some(h) = std::env::var_os("CARGO_HOME") {
+        return PathBuf::from(h);
+    }
+    let home = std::env::var_os("HOME").unwrap_or_else(|| OsString::from("/root"));
+    PathBuf::from(home).join(".cargo")
+}
+
+fn find_in_path(program: &str) -> Option<PathBuf> {
+    let path = std::env::var_os("PATH")?;
+    std::env::split_paths(&path)
+        .map(|d| d.join(program))
+        .find(|p| p.is_file())
+}
+
+/// Runs `cmd` and returns its stdout; the error is its stderr's last line.
+fn capture(cmd: &mut Command) -> std::result::Result<String, String> {
+    let out = cmd
+        .stdin(Stdio::null())
+        .output()
+        .map_err(|e| format!("cannot run {:?}: {e}", cmd.get_program()))?;
+    if !out.status.success() {
+        let err = String::from_utf8_lossy(&out.stderr);
+        let last = err
+            .lines()
+            .rev()
+            .find(|l| !l.trim().is_empty())
+            .unwrap_or("");
+        return Err(format!(
+            "{:?} failed ({}): {last}",
+            cmd.get_program(),
+            out.status
+        ));
+    }
+    Ok(String::from_utf8_lossy(&out.stdout).to_string())
+}
+
+fn sha256_hex(data: &[u8]) -> String {
+    hex::encode(Sha256::digest(data))
+}
+
+fn file_sha256(path: &Path) -> std::io::Result<String> {
+    let mut f = std::fs::File::open(path)?;
+    let mut h = Sha256::new();
+    std::io::copy(&mut f, &mut h)?;
+    Ok(hex::encode(h.finalize()))
+}
+
+/// An exclusive `flock` held until dropped (the kernel releases it if the
+/// process dies, so a killed build never leaves a stale lock behind).
+struct FileLock {
+    _file: std::fs::File,
+}
+
+impl FileLock {
+    fn acquire(path: &Path) -> Result<FileLock> {
+        use std::os::fd::AsRawFd;
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(path)
+            .map_err(|e| bad_input(format!("cache {}: {e}", path.display())))?;
+        // SAFETY: flock on a descriptor this function owns; no memory is shared.
+        let rc = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX) };
+        if rc != 0 {
+            return Err(bad_input(format!(
+                "cache {}: cannot lock: {}",
+                path.display(),
+                std::io::Error::last_os_error()
+            )));
+        }
+        Ok(FileLock { _file: file })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spec(toml_text: &str) -> std::result::Result<CrateSpec, String> {
+        toml::from_str(toml_text).map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn spec_defaults_and_strictness() {
+        let s = spec("name = \"trippy\"\nversion = \"=0.13.0\"\n").unwrap();
+        assert_eq!(s.dest, "/usr/local/bin");
+        assert_eq!(s.exact_version(), Some("0.13.0"));
+        s.check().unwrap();
+        let e = spec("name = \"x\"\nversion = \"1.0.0\"\nfeatuers = []\n").unwrap_err();
+        assert!(e.contains("featuers"), "{e}");
+        let s = spec("name = \"x\"\nversion = \"^1\"\n").unwrap();
+        let e = s.check().unwrap_err().to_string();
+        assert!(e.contains("\"x\"") && e.contains("exact"), "{e}");
+        let s = spec("name = \"x\"\n").unwrap();
+        assert!(s.check().unwrap_err().to_string().contains("version"));
+        let s = spec("name = \"x\"\npath = \"fx\"\nskip_platforms = [\"linux/s390x\"]\n").unwrap();
+        s.check().unwrap();
+        assert!(s.skips(&"linux/s390x".parse().unwrap()));
+        assert!(!s.skips(&"linux/amd64".parse().unwrap()));
+        let s = spec("name = \"x\"\npath = \"fx\"\nskip_platforms = [\"linux/vax\"]\n").unwrap();
+        assert!(s.check().unwrap_err().to_string().contains("linux/vax"));
+        let s = spec("name = \"x\"\npath = \"fx\"\ndest = \"bin\"\n").unwrap();
+        assert!(s.check().unwrap_err().to_string().contains("dest"));
+    }
+
+    #[test]
+    fn targets_for_every_platform() {
+        let t = |p: &str| rust_target(&p.parse().unwrap()).unwrap();
+        assert_eq!(t("linux/amd64"), "x86_64-unknown-linux-musl");
+        assert_eq!(t("linux/arm64"), "aarch64-unknown-linux-musl");
+        assert_eq!(t("linux/arm/v7"), "armv7-unknown-linux-musleabihf");
+        assert_eq!(t("linux/riscv64"), "riscv64gc-unknown-linux-musl");
+        assert_eq!(t("linux/ppc64le"), "powerpc64le-unknown-linux-musl");
+        assert_eq!(t("linux/s390x"), "s390x-unknown-linux-musl");
+        assert_eq!(t("linux/arm/v6"), "arm-unknown-linux-musleabihf");
+        assert_eq!(t("linux/386"), "i686-unknown-linux-musl");
+        // Every platform the spec accepts has a target.
+        for p in image_layout::platform::KNOWN {
+            t(p);
+        }
+    }
+
+    #[test]
+    fn condenses_compiler_and_cargo_errors() {
+        let rustc = "   Compiling x v0.1.0\nerror[E0308]: mismatched types\n --> src/main.rs:2:18\n  |\n2 |     let x: u32 = \"s\";\n\nerror: could not compile `x`\n";
+        assert_eq!(
+            condense_cargo_error(rustc),
+            "error[E0308]: mismatched types: at src/main.rs:2:18"
+        );
+        let cargo = "    Updating index\nerror: failed to get `x` as a dependency of package `p`\n\nCaused by:\n  failed to load source for dependency `x`\n\nCaused by:\n  no matching package named `x` found\n";
+        let c = condense_cargo_error(cargo);
+        assert!(
+            c.starts_with("failed to get") && c.ends_with("no matching package named `x` found"),
+            "{c}"
+        );
+        let e = cargo_failure("crate x 1.0.0", cargo);
+        assert_eq!(crate::error::exit_code(&e), 2);
+        assert_eq!(condense_cargo_error(""), "cargo failed without a message");
+    }
+
+    #[test]
+    fn lockfile_checksums_are_required_for_registry_packages() {
+        let v4 = "version = 4\n[[package]]\nname = \"a\"\nversion = \"1.0.0\"\nsource = \"registry+https://example.invalid/index\"\nchecksum = \"ab\"\n[[package]]\nname = \"me\"\nversion = \"0.1.0\"\n";
+        let p = parse_lockfile(v4).unwrap();
+        assert_eq!(p[0].checksum.as_deref(), Some("ab"));
+        assert_eq!(p[1].checksum, None);
+        let v1 = "[[package]]\nname = \"a\"\nversion = \"1.0.0\"\nsource = \"registry+https://example.invalid/index\"\n[metadata]\n\"checksum a 1.0.0 (registry+https://example.invalid/index)\" = \"cd\"\n";
+        assert_eq!(
+            parse_lockfile(v1).unwrap()[0].checksum.as_deref(),
+            Some("cd")
+        );
+        let bad = v4.replace("checksum = \"ab\"\n", "");
+        assert!(parse_lockfile(&bad).unwrap_err().contains("a 1.0.0"));
+    }
+
+    #[test]
+    fn tree_digest_ignores_target_and_sees_edits() {
+        let d = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(d.path().join("src")).unwrap();
+        std::fs::create_dir_all(d.path().join("target/x")).unwrap();
+        std::fs::write(d.path().join("src/main.rs"), "fn main() {}").unwrap();
+        let a = tree_digest(d.path()).unwrap();
+        std::fs::write(d.path().join("target/x/junk"), "junk").unwrap();
+        assert_eq!(a, tree_digest(d.path()).unwrap());
+        std::fs::write(d.path().join("src/main.rs"), "fn main() { }").unwrap();
+        assert_ne!(a, tree_digest(d.path()).unwrap());
+    }
+}

@@ -200,3 +200,39 @@ fn verify_passes_on_a_fresh_build_and_pinpoints_a_difference() {
     assert_eq!(r.status.code(), Some(3), "{err}");
     assert!(err.contains("etc/motd: content"), "{err}");
 }
+
+#[test]
+fn cache_prune_keeps_recent_entries_and_empties_on_request() {
+    let t = tempfile::tempdir().unwrap();
+    let server = FileServer::start();
+    let hello = hello_binary(t.path());
+    let spec = write_fixture_spec(t.path(), &server, &hello);
+    let cache = t.path().join("cache");
+    let first = ok(&mut build(&spec, &t.path().join("out"), &cache));
+    let count = |dir: &Path| walk(dir).into_iter().filter(|p| p.is_file()).count();
+    let before = count(&cache);
+    assert!(before > 0);
+    // A leftover of an interrupted write, two hours old.
+    let stale = cache.join("blobs/sha256/.tmp-interrupted");
+    std::fs::write(&stale, b"partial").unwrap();
+    let two_hours_ago = std::time::SystemTime::now() - Duration::from_secs(7200);
+    let f = std::fs::File::options().write(true).open(&stale).unwrap();
+    f.set_times(
+        std::fs::FileTimes::new()
+            .set_accessed(two_hours_ago)
+            .set_modified(two_hours_ago),
+    )
+    .unwrap();
+    let out = ok(bin().args(["cache", "prune", "--cache"]).arg(&cache));
+    assert!(out.contains("pruned 1 entries"), "{out}");
+    assert!(!stale.exists());
+    assert_eq!(count(&cache), before, "recent entries are kept");
+    let out = ok(bin()
+        .args(["cache", "prune", "--keep-days", "0", "--cache"])
+        .arg(&cache));
+    assert!(out.starts_with("pruned"), "{out}");
+    assert_eq!(count(&cache), 0, "--keep-days 0 empties the cache");
+    // A build afterwards refills it and gives the same image.
+    let again = ok(&mut build(&spec, &t.path().join("out2"), &cache));
+    assert_eq!(first, again);
+}

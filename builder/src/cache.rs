@@ -140,3 +140,84 @@ fn error_chain(e: &dyn std::error::Error) -> String {
     }
     s
 }
+
+/// What `cache prune` removed.
+#[derive(Debug, Default)]
+pub struct PruneReport {
+    /// Files and folders removed.
+    pub removed: u64,
+    /// Bytes freed.
+    pub bytes: u64,
+}
+
+fn size_of(p: &Path) -> u64 {
+    let Ok(md) = std::fs::symlink_metadata(p) else {
+        return 0;
+    };
+    if md.is_dir() {
+        std::fs::read_dir(p)
+            .map(|rd| rd.flatten().map(|e| size_of(&e.path())).sum())
+            .unwrap_or(0)
+    } else {
+        md.len()
+    }
+}
+
+impl Cache {
+    /// Removes cache entries not used for `keep` (by modification or
+    /// access time, whichever is newer), and leftovers of interrupted
+    /// writes older than an hour; `keep = 0` empties the cache. Entries
+    /// are whole files or folders, and a build re-creates what it misses,
+    /// so pruning while another build runs is safe.
+    pub fn prune(&self, keep: std::time::Duration) -> Result<PruneReport> {
+        let now = std::time::SystemTime::now();
+        let mut report = PruneReport::default();
+        let age = |p: &Path| -> Option<std::time::Duration> {
+            let md = std::fs::symlink_metadata(p).ok()?;
+            let newest = match (md.modified().ok(), md.accessed().ok()) {
+                (Some(m), Some(a)) => m.max(a),
+                (m, a) => m.or(a)?,
+            };
+            now.duration_since(newest).ok()
+        };
+        let areas = [
+            "blobs/sha256",
+            "payloads/payload-v1",
+            "layers",
+            "layers/blobs",
+            "crates",
+        ];
+        for area in areas {
+            let dir = self.root.join(area);
+            let Ok(rd) = std::fs::read_dir(&dir) else {
+                continue;
+            };
+            for e in rd.flatten() {
+                let p = e.path();
+                let name = e.file_name().to_string_lossy().to_string();
+                if area == "layers" && name == "blobs" {
+                    continue;
+                }
+                let tmp = name.starts_with(".tmp");
+                let limit = if tmp {
+                    std::time::Duration::from_secs(3600).min(keep)
+                } else {
+                    keep
+                };
+                if age(&p).is_some_and(|a| a >= limit) {
+                    let bytes = size_of(&p);
+                    let gone = if p.is_dir() {
+                        std::fs::remove_dir_all(&p)
+                    } else {
+                        std::fs::remove_file(&p)
+                    };
+                    if gone.is_ok() {
+                        report.removed += 1;
+                        report.bytes += bytes;
+                    }
+                }
+            }
+        }
+        Ok(report)
+    }
+}

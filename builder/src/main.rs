@@ -27,10 +27,26 @@ enum Command {
     Lock(LockArgs),
     /// Rebuild from the lock with fresh caches and compare with a layout.
     Verify(VerifyArgs),
+    /// Manage the cache.
+    #[command(subcommand)]
+    Cache(CacheCommand),
     /// Push an image (layout or archive) to a registry.
     Push(netshoot_build::push::PushArgs),
     /// Pull an image from a registry into a layout or an oci-archive.
     Pull(netshoot_build::push::PullArgs),
+}
+
+#[derive(Subcommand, Debug)]
+enum CacheCommand {
+    /// Remove entries unused for a while (and leftovers of interrupted builds).
+    Prune {
+        /// Cache folder (default $NETSHOOT_CACHE, $XDG_CACHE_HOME/netshoot-build).
+        #[arg(long)]
+        cache: Option<PathBuf>,
+        /// Keep entries used in the last N days (0 empties the cache).
+        #[arg(long, default_value_t = 30)]
+        keep_days: u64,
+    },
 }
 
 #[derive(Args, Debug)]
@@ -307,6 +323,17 @@ fn run(cli: Cli) -> Result<()> {
                 .unwrap_or_else(|| format!("{}{suffix}", spec.image.tag));
             let line = netshoot_build::verify::verify(&opts, &a.layout, &tag)?;
             println!("{line}");
+            Ok(())
+        }
+        Command::Cache(CacheCommand::Prune { cache, keep_days }) => {
+            let c = netshoot_build::cache::Cache::open(cache.as_deref())?;
+            let r = c.prune(std::time::Duration::from_secs(keep_days * 86400))?;
+            println!(
+                "pruned {} entries ({}) from {}",
+                r.removed,
+                inspect::human(r.bytes),
+                c.root().display()
+            );
             Ok(())
         }
         Command::Push(a) => netshoot_build::push::run_push(a),

@@ -221,7 +221,19 @@ fn runc_as(
         "inheritable",
         "ambient",
     ] {
-        cfg["process"]["capabilities"][set] = serde_json::json!(caps);
+        // As another user, the process starts with no capability: only
+        // the bounding set says what file capabilities may raise.
+        let granted = user.is_none() || set == "bounding";
+        cfg["process"]["capabilities"][set] = if granted {
+            serde_json::json!(caps)
+        } else {
+            serde_json::json!([])
+        };
+    }
+    if let Some((uid, gid)) = user {
+        cfg["process"]["user"] = serde_json::json!({"uid": uid, "gid": gid});
+        // Docker's default: file capabilities take effect at exec.
+        cfg["process"]["noNewPrivileges"] = serde_json::json!(false);
     }
     let ns: Vec<serde_json::Value> = cfg["linux"]["namespaces"]
         .as_array()

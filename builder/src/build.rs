@@ -402,11 +402,15 @@ pub fn spec_digest(spec: &Spec) -> Result<String> {
         };
         cargo.push(serde_json::json!({"spec": c, "tree": tree}));
     }
-    let v = serde_json::json!({
+    let mut v = serde_json::json!({
         "platforms": spec.platforms.iter().map(|p| p.to_string()).collect::<Vec<_>>(),
         "apt": apt,
-        "cargo": cargo,
     });
+    // Only present when used, so locks made before cargo sources existed
+    // stay current.
+    if !cargo.is_empty() {
+        v["cargo"] = serde_json::Value::Array(cargo);
+    }
     Ok(Digest::of(&image_layout::canonical_json(&v)?)
         .hex()
         .to_string())

@@ -6,7 +6,7 @@ OUT ?= out/netshoot
 SPEC ?= tools/netshoot.toml
 BIN := target/release/netshoot-build
 
-.PHONY: deps image test test-image bench export push clean
+.PHONY: deps image test bench bench-crates export push clean
 
 deps:
 	bash scripts/install-deps.sh
@@ -33,6 +33,11 @@ export: $(BIN)
 
 bench: deps
 	bash scripts/bench.sh
+
+# Cold and warm static builds of the Rust tools per target (slow: minutes
+# per tool and target).
+bench-crates: deps
+	bash scripts/bench-crates.sh
 
 clean:
 	rm -rf out target

@@ -107,3 +107,14 @@ zs_sizes=$(sizes "$IMG/out-z" dev)
   echo
   echo "Compressed size per platform: gzip $gz_sizes; zstd $zs_sizes."
 } | tee -a "$REPORT"
+
+# Push (issue 5): the same multi-arch layout to fresh local registries with
+# netshoot-build's client and with skopeo, side by side, then a re-push.
+{
+  echo
+  echo "## Push, ~200 MB multi-arch layout, local docker-registry"
+  echo
+  echo '```'
+  sh registry/benches/push_vs_skopeo.sh 2>&1 | tail -20
+  echo '```'
+} | tee -a "$REPORT"

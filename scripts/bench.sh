@@ -89,7 +89,13 @@ read -r warm_s warm_rss < <(t "$BIN" build -q --spec "$IMG/spec/netshoot.toml" -
 sed -i 's/"bind9-dnsutils", "ldnsutils", "whois",/"bind9-dnsutils", "ldnsutils",/' "$IMG/spec/netshoot.toml"
 "$BIN" lock -q --spec "$IMG/spec/netshoot.toml"
 read -r one_s one_rss < <(t "$BIN" build -q --spec "$IMG/spec/netshoot.toml" --out "$IMG/out" --cache "$IMG/cache")
-sizes() { "$BIN" inspect --json --layout "$1" --tag "$2" | python3 -c 'import json,sys; r=json.load(sys.stdin); print(" ".join(f"{i[\"platform\"]}={i[\"compressed_size\"]/1e6:.1f}MB/{len(i[\"layers\"])}layers" for i in r["images"]))'; }
+sizes() {
+  "$BIN" inspect --json --layout "$1" --tag "$2" | python3 -c '
+import json, sys
+r = json.load(sys.stdin)
+print(" ".join("%s=%.1fMB/%dlayers" % (i["platform"], i["compressed_size"] / 1e6, len(i["layers"])) for i in r["images"]))
+'
+}
 gz_sizes=$(sizes "$IMG/out" dev)
 seed "$IMG/cache-z"
 "$BIN" build -q --compression zstd --spec "$IMG/spec/netshoot.toml" --out "$IMG/out-z" --cache "$IMG/cache-z" >/dev/null

@@ -771,6 +771,7 @@ pub fn rfc3339(epoch: u64) -> String {
     )
 }
 
+#[allow(clippy::too_many_arguments)]
 fn write_image(
     spec: &Spec,
     platform: &Platform,

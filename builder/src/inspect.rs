@@ -84,7 +84,7 @@ pub fn inspect(dir: &Path, tag: Option<&str>, measure: bool) -> Result<Report> {
         for (i, l) in man.layers().iter().enumerate() {
             let d = Digest::from(l.digest());
             let uncompressed_size = if measure {
-                Some(uncompressed_len(&layout, &d, &l.media_type().to_string())?)
+                Some(uncompressed_len(&layout, &d, l.media_type().as_ref())?)
             } else {
                 None
             };

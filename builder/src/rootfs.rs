@@ -58,7 +58,8 @@ fn symlink(target: &str) -> Entry {
     }
 }
 
-fn read_body(tree: &Tree, path: &str) -> Option<Vec<u8>> {
+/// The bytes of the regular file at `path`, if it is one.
+pub(crate) fn read_body(tree: &Tree, path: &str) -> Option<Vec<u8>> {
     match &tree.get(path)?.node {
         Node::File { body, .. } => {
             let mut v = Vec::new();
@@ -70,7 +71,7 @@ fn read_body(tree: &Tree, path: &str) -> Option<Vec<u8>> {
 }
 
 /// Follows symlinks (inside the tree) to the entry a path names.
-fn resolve_full(tree: &Tree, path: &str) -> Option<String> {
+pub(crate) fn resolve_full(tree: &Tree, path: &str) -> Option<String> {
     let mut p = tree.resolve_parents(path).ok()?;
     for _ in 0..40 {
         match &tree.get(&p)?.node {

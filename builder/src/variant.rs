@@ -5,20 +5,12 @@
 use crate::error::{bad_input, Result};
 use crate::spec::VariantSpec;
 use image_layout::{Body, Entry, Meta, Node, Tree};
-use std::io::Read;
 use std::sync::Arc;
 
 fn read(tree: &Tree, path: &str) -> String {
-    match tree.get(path).map(|e| &e.node) {
-        Some(Node::File { body, .. }) => {
-            let mut s = String::new();
-            if let Ok(mut r) = body.open() {
-                let _ = r.read_to_string(&mut s);
-            }
-            s
-        }
-        _ => String::new(),
-    }
+    crate::rootfs::read_body(tree, path)
+        .map(|b| String::from_utf8_lossy(&b).to_string())
+        .unwrap_or_default()
 }
 
 fn write(tree: &mut Tree, path: &str, text: String, mode: u32) -> Result<()> {
@@ -38,26 +30,6 @@ fn write(tree: &mut Tree, path: &str, text: String, mode: u32) -> Result<()> {
         },
     )
     .map_err(|e| bad_input(e.to_string()))
-}
-
-/// Follows symlinks inside the tree to the file a path names.
-fn resolve(tree: &Tree, path: &str) -> Option<String> {
-    let mut p = tree.resolve_parents(path).ok()?;
-    for _ in 0..40 {
-        match &tree.get(&p)?.node {
-            Node::Symlink(t) => {
-                let dir = p.rsplit_once('/').map_or("", |(d, _)| d);
-                let next = if t.starts_with('/') {
-                    t.clone()
-                } else {
-                    format!("{dir}/{t}")
-                };
-                p = tree.resolve_parents(&next).ok()?;
-            }
-            _ => return Some(p),
-        }
-    }
-    None
 }
 
 /// Applies `v` (named `name`) to `tree`: account, home, capabilities.
@@ -109,7 +81,7 @@ pub fn apply(tree: &mut Tree, name: &str, v: &VariantSpec, epoch: u64) -> Result
     for (path, text) in &v.capabilities {
         let caps = debian::caps::parse_capabilities(text)
             .map_err(|e| bad_input(format!("variant {name}: {path}: {e}")))?;
-        let p = resolve(tree, path).ok_or_else(|| {
+        let p = crate::rootfs::resolve_full(tree, path).ok_or_else(|| {
             bad_input(format!(
                 "variant {name}: capabilities for {path}, which is not in the image"
             ))

@@ -169,12 +169,12 @@ pub fn verify(opts: &BuildOptions, layout_dir: &Path, tag: &str) -> Result<Strin
             let ea = entries(
                 &layout,
                 &Digest::from(la.digest()),
-                &la.media_type().to_string(),
+                la.media_type().as_ref(),
             )?;
             let eb = entries(
                 &rebuilt,
                 &Digest::from(lb.digest()),
-                &lb.media_type().to_string(),
+                lb.media_type().as_ref(),
             )?;
             return Err(verification(format!(
                 "verify: {p} layer {i} differs (layout {}, rebuild {}): {}",

@@ -243,8 +243,7 @@ fn set_name(h: &mut Header, name: &str, pax: &mut Vec<(String, Vec<u8>)>) -> io:
     }
     // Split at a '/' so that the prefix is <= 155 bytes and the rest <= 100.
     let split = (0..bytes.len())
-        .filter(|&i| bytes[i] == b'/' && i <= 155 && bytes.len() - i - 1 <= 100 && i > 0)
-        .last();
+        .rfind(|&i| bytes[i] == b'/' && i <= 155 && bytes.len() - i - 1 <= 100 && i > 0);
     if let Some(i) = split {
         if bytes.len() - i - 1 > 0 {
             ustar.prefix[..i].copy_from_slice(&bytes[..i]);

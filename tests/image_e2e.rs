@@ -466,6 +466,9 @@ fn host_mode_and_kubectl_run_form() {
     let cfg: serde_json::Value = serde_json::from_str(&cfg).unwrap();
     assert_eq!(cfg["config"]["Cmd"], serde_json::json!(["zsh"]));
     assert_eq!(cfg["config"]["WorkingDir"], "/root");
+    // /root keeps base-files' 0700 although the image adds /root/.zshrc.
+    let (okay, out) = runc(&img.amd64, None, &[], "stat -c '%a %U' /root /root/.zshrc");
+    assert!(okay && out.starts_with("700 root\n644 root"), "{out}");
     let (okay, out) = runc(&img.amd64, None, &[], "zsh -ic 'echo zsh-ok' 2>&1");
     assert!(okay && out.contains("zsh-ok"), "{out}");
 }

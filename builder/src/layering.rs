@@ -91,9 +91,18 @@ pub fn split(
     for t in extra {
         for (p, e) in t.iter() {
             // A later source replaces a file; a directory keeps the
-            // metadata the image already gives it.
-            if matches!(e.node, Node::Dir) && top.get(p).is_some() {
-                continue;
+            // metadata the image already gives it (a local file under
+            // /root must not turn base-files' 0700 /root into 0755).
+            if matches!(e.node, Node::Dir) {
+                if top.get(p).is_some() {
+                    continue;
+                }
+                if let Some(existing) = asm.tree.get(p) {
+                    if matches!(existing.node, Node::Dir) {
+                        let _ = top.insert(p, existing.clone());
+                        continue;
+                    }
+                }
             }
             let _ = top.insert(p, e.clone());
         }

@@ -18,6 +18,7 @@ use std::time::{Duration, Instant};
 /// The default image, built once for this test binary, unpacked per arch.
 struct Image {
     _dir: tempfile::TempDir,
+    spec: PathBuf,
     layout: PathBuf,
     amd64: PathBuf,
     arm64: PathBuf,
@@ -38,18 +39,19 @@ fn image() -> &'static Image {
     require_binfmt();
     IMG.get_or_init(|| {
         let dir = tempfile::tempdir().unwrap();
-        let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+        // The default spec, relocked in a copy: the committed lock pins
+        // security and point-release packages that the mirror drops once
+        // superseded, and these tests are about the image, not that pin.
+        let tools = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tools");
+        let spec_dir = dir.path().join("tools");
+        ok(Command::new("cp").arg("-a").arg(&tools).arg(&spec_dir));
+        let spec = spec_dir.join("netshoot.toml");
+        ok(bin().args(["lock", "-q", "--spec"]).arg(&spec));
         let layout = dir.path().join("netshoot");
         ok(bin()
-            .current_dir(&root)
-            .args([
-                "build",
-                "-q",
-                "--locked",
-                "--spec",
-                "tools/netshoot.toml",
-                "--out",
-            ])
+            .args(["build", "-q", "--locked", "--spec"])
+            .arg(&spec)
+            .arg("--out")
             .arg(&layout));
         let unpack = |arch: &str| {
             let single = dir.path().join(format!("single-{arch}"));
@@ -67,6 +69,7 @@ fn image() -> &'static Image {
         let amd64 = unpack("amd64");
         let arm64 = unpack("arm64");
         Image {
+            spec,
             layout,
             amd64,
             arm64,
@@ -578,10 +581,8 @@ fn every_elf_on_path_finds_its_libraries_on_both_arches() {
 fn nonroot_variant_captures_with_net_raw() {
     let img = image();
     let t = tempfile::tempdir().unwrap();
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
     let layout = t.path().join("nonroot");
     ok(bin()
-        .current_dir(&root)
         .args([
             "build",
             "-q",
@@ -590,8 +591,10 @@ fn nonroot_variant_captures_with_net_raw() {
             "nonroot",
             "--platform",
             "linux/amd64",
-            "--out",
+            "--spec",
         ])
+        .arg(&img.spec)
+        .arg("--out")
         .arg(&layout));
     let cfg = ok(Command::new("skopeo")
         .args(["inspect", "--config"])

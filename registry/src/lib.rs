@@ -19,6 +19,7 @@
 pub mod auth;
 pub mod client;
 pub mod error;
+mod parallel;
 pub mod pull;
 pub mod push;
 pub mod reference;

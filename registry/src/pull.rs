@@ -11,8 +11,6 @@ use image_layout::{canonical_json, Digest, OciLayout, Platform};
 use reqwest::Method;
 use std::collections::{HashMap, VecDeque};
 use std::io::{Read, Write};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Mutex;
 
 /// The `Accept` list for manifests: OCI and Docker v2, index and image.
 pub const MANIFEST_ACCEPT: &str = "application/vnd.oci.image.index.v1+json, application/vnd.oci.image.manifest.v1+json, application/vnd.docker.distribution.manifest.list.v2+json, application/vnd.docker.distribution.manifest.v2+json";
@@ -300,52 +298,22 @@ impl Client {
         blobs: Vec<(Digest, u64)>,
         progress: &dyn Fn(ProgressEvent),
     ) -> Result<()> {
-        let queue = Mutex::new(blobs.into_iter().collect::<VecDeque<_>>());
-        let abort = AtomicBool::new(false);
-        let first_err: Mutex<Option<Error>> = Mutex::new(None);
-        let (tx, rx) = std::sync::mpsc::channel::<ProgressEvent>();
-        std::thread::scope(|s| {
-            for _ in 0..self.opts.jobs.max(1) {
-                let tx = tx.clone();
-                let (queue, abort, first_err) = (&queue, &abort, &first_err);
-                s.spawn(move || loop {
-                    if abort.load(Ordering::Relaxed) {
-                        break;
-                    }
-                    let Some((d, size)) = lock(queue).pop_front() else {
-                        break;
-                    };
-                    let _ = tx.send(ProgressEvent::BlobStarted {
-                        digest: d.clone(),
-                        size,
-                    });
-                    match self.download(reg, repo, scopes, dest, &d, size, &tx) {
-                        Ok(()) => {
-                            lock(&self.known_blobs)
-                                .insert((reg.host.clone(), d.to_string()), repo.to_string());
-                            let _ = tx.send(ProgressEvent::BlobDone {
-                                digest: d,
-                                size,
-                                outcome: BlobOutcome::Downloaded,
-                            });
-                        }
-                        Err(e) => {
-                            abort.store(true, Ordering::Relaxed);
-                            lock(first_err).get_or_insert(e);
-                            break;
-                        }
-                    }
-                });
-            }
-            drop(tx);
-            for ev in rx {
-                progress(ev);
-            }
-        });
-        match first_err.into_inner().unwrap_or_else(|p| p.into_inner()) {
-            Some(e) => Err(e),
-            None => Ok(()),
-        }
+        crate::parallel::run(self.opts.jobs, blobs, progress, |(d, size), tx| {
+            let (d, size) = (d.clone(), *size);
+            let _ = tx.send(ProgressEvent::BlobStarted {
+                digest: d.clone(),
+                size,
+            });
+            self.download(reg, repo, scopes, dest, &d, size, tx)?;
+            lock(&self.known_blobs).insert((reg.host.clone(), d.to_string()), repo.to_string());
+            let _ = tx.send(ProgressEvent::BlobDone {
+                digest: d,
+                size,
+                outcome: BlobOutcome::Downloaded,
+            });
+            Ok(())
+        })?;
+        Ok(())
     }
 
     #[allow(clippy::too_many_arguments)]

@@ -12,8 +12,8 @@ use image_layout::oci_spec::image::Descriptor;
 use image_layout::{canonical_json, Digest, OciLayout, Platform};
 use reqwest::{Method, Url};
 use std::collections::{BTreeMap, BTreeSet, HashSet};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{mpsc, Arc, Mutex};
+use std::sync::atomic::Ordering;
+use std::sync::{mpsc, Arc};
 use std::time::Duration;
 
 /// How one blob reached the registry.
@@ -497,46 +497,19 @@ impl Client {
         layout: &OciLayout,
         list: &[&Descriptor],
     ) -> Result<Vec<Digest>> {
-        let next = std::sync::atomic::AtomicUsize::new(0);
-        let done: Mutex<Vec<Option<Result<Digest>>>> =
-            Mutex::new((0..list.len()).map(|_| None).collect());
-        let workers = self.opts.jobs.max(1).min(list.len());
-        std::thread::scope(|s| {
-            for _ in 0..workers {
-                s.spawn(|| loop {
-                    let i = next.fetch_add(1, Ordering::Relaxed);
-                    let Some(m) = list.get(i) else { break };
-                    let d = Digest::from(m.digest());
-                    let r = layout.read_blob(&d).map_err(Error::from).and_then(|bytes| {
-                        self.put_manifest_with_subject(
-                            reg,
-                            repo,
-                            scopes,
-                            &d.to_string(),
-                            &bytes,
-                            m.media_type().as_ref(),
-                        )
-                        .map(|(d, _)| d)
-                    });
-                    let failed = r.is_err();
-                    lock(&done)[i] = Some(r);
-                    if failed {
-                        // Let the other workers stop after their current one.
-                        next.store(list.len(), Ordering::Relaxed);
-                        break;
-                    }
-                });
-            }
-        });
-        let mut out = Vec::with_capacity(list.len());
-        for r in done.into_inner().unwrap_or_else(|p| p.into_inner()) {
-            match r {
-                Some(Ok(d)) => out.push(d),
-                Some(Err(e)) => return Err(e),
-                None => {}
-            }
-        }
-        Ok(out)
+        crate::parallel::run(self.opts.jobs, list.to_vec(), &|_| {}, |m, _| {
+            let d = Digest::from(m.digest());
+            let bytes = layout.read_blob(&d).map_err(Error::from)?;
+            self.put_manifest_with_subject(
+                reg,
+                repo,
+                scopes,
+                &d.to_string(),
+                &bytes,
+                m.media_type().as_ref(),
+            )
+            .map(|(d, _)| d)
+        })
     }
 
     fn upload_blobs(
@@ -552,61 +525,27 @@ impl Client {
         // ones fill in around it.
         let mut blobs = blobs;
         blobs.sort_by_key(|b| std::cmp::Reverse(b.size));
-        let queue = Mutex::new(blobs.into_iter().collect::<std::collections::VecDeque<_>>());
-        let abort = AtomicBool::new(false);
-        let results: Mutex<Vec<(BlobOutcome, u64)>> = Mutex::new(Vec::new());
-        let first_err: Mutex<Option<Error>> = Mutex::new(None);
-        let (tx, rx) = mpsc::channel::<ProgressEvent>();
-        std::thread::scope(|s| {
-            for _ in 0..self.opts.jobs.max(1) {
-                let up = Upload {
-                    client: self,
-                    reg,
-                    repo,
-                    scopes: scopes.to_vec(),
-                    layout,
-                    tx: tx.clone(),
-                };
-                let (queue, abort, results, first_err) = (&queue, &abort, &results, &first_err);
-                s.spawn(move || loop {
-                    if abort.load(Ordering::Relaxed) {
-                        break;
-                    }
-                    let Some(job) = lock(queue).pop_front() else {
-                        break;
-                    };
-                    let _ = up.tx.send(ProgressEvent::BlobStarted {
-                        digest: job.digest.clone(),
-                        size: job.size,
-                    });
-                    match up.blob(&job) {
-                        Ok(o) => {
-                            let _ = up.tx.send(ProgressEvent::BlobDone {
-                                digest: job.digest.clone(),
-                                size: job.size,
-                                outcome: o.clone(),
-                            });
-                            lock(results).push((o, job.size));
-                        }
-                        Err(e) => {
-                            abort.store(true, Ordering::Relaxed);
-                            lock(first_err).get_or_insert(e);
-                            break;
-                        }
-                    }
-                });
-            }
-            // The workers hold the only senders left: the loop ends when
-            // they all finish.
-            drop(tx);
-            for ev in rx {
-                progress(ev);
-            }
-        });
-        if let Some(e) = first_err.into_inner().unwrap_or_else(|p| p.into_inner()) {
-            return Err(e);
-        }
-        Ok(results.into_inner().unwrap_or_else(|p| p.into_inner()))
+        crate::parallel::run(self.opts.jobs, blobs, progress, |job, tx| {
+            let up = Upload {
+                client: self,
+                reg,
+                repo,
+                scopes: scopes.to_vec(),
+                layout,
+                tx: tx.clone(),
+            };
+            let _ = tx.send(ProgressEvent::BlobStarted {
+                digest: job.digest.clone(),
+                size: job.size,
+            });
+            let o = up.blob(job)?;
+            let _ = tx.send(ProgressEvent::BlobDone {
+                digest: job.digest.clone(),
+                size: job.size,
+                outcome: o.clone(),
+            });
+            Ok((o, job.size))
+        })
     }
 }
 

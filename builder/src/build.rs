@@ -10,7 +10,7 @@
 use crate::cache::Cache;
 use crate::error::{bad_input, verification, Result};
 use crate::lockfile::{LockedPackage, Lockfile};
-use crate::spec::{Spec, UrlFormat};
+use crate::spec::Spec;
 use anyhow::Context;
 use image_layout::layout::{BlobRef, MT_CONFIG, MT_INDEX, MT_MANIFEST, REF_NAME};
 use image_layout::oci_spec::image::{
@@ -54,6 +54,8 @@ pub struct BuildOptions {
     pub max_layers: usize,
     /// A variant of the spec to build (`--variant nonroot`).
     pub variant: Option<String>,
+    /// Profiles whose entries are built too (`--profile full`).
+    pub profiles: Vec<String>,
 }
 
 /// One written layer.
@@ -147,49 +149,45 @@ pub fn build(opts: &BuildOptions) -> Result<BuildResult> {
         }
     };
 
-    // Fetch and verify every input before anything is written.
-    let mut url_files: HashMap<(usize, Platform), PathBuf> = HashMap::new();
-    for (i, u) in spec.url.iter().enumerate() {
-        for p in &platforms {
-            let art = u
-                .platform
-                .iter()
-                .find(|(k, _)| k.parse::<Platform>().is_ok_and(|kp| &kp == p))
-                .map(|(_, a)| a)
-                .ok_or_else(|| {
-                    bad_input(format!(
-                        "{}: url {:?} has no entry for platform {p}",
-                        spec.path.display(),
-                        u.name
-                    ))
-                })?;
-            progress(format!("fetch {} ({p}) {}", u.name, art.url));
-            let file = cache
-                .fetch(&art.url, &art.sha256)
-                .with_context(|| format!("url source {:?}", u.name))?;
-            let file = match art.format() {
-                UrlFormat::File => file,
-                UrlFormat::TarGz => {
-                    let member = art.path.as_deref().unwrap_or_default();
-                    extract_member(&cache, &file, member)
-                        .with_context(|| format!("url source {:?} ({})", u.name, art.url))?
-                }
-            };
-            url_files.insert((i, p.clone()), file);
-        }
-    }
     let base = spec.base_dir();
     let local_tree = local_layer(&spec, &base, opts.source_date_epoch)?;
 
     // Debian packages: the lock decides what is installed; only the .debs
     // are downloaded when it is current.
     let mut payloads: HashMap<Platform, Vec<(LockedPackage, crate::apt::Payload)>> = HashMap::new();
-    let needs_lock = spec.apt.is_some() || !spec.cargo.is_empty();
-    let lockfile = if needs_lock {
-        Some(ensure_lock(&spec, &opts.mirrors, opts.locked, &progress)?)
+    let left_out = crate::urls::check_profiles(&spec, &opts.profiles)?;
+    for (profile, names) in &left_out {
+        progress(format!(
+            "left out (profile {profile}): {}; add them with --profile {profile}",
+            names.join(", ")
+        ));
+    }
+    let needs_lock = spec.apt.is_some()
+        || !spec.cargo.is_empty()
+        || crate::urls::needs_pins(&spec, &opts.profiles);
+    let mut lockfile = if needs_lock {
+        Some(ensure_lock(
+            &spec,
+            &opts.mirrors,
+            opts.locked,
+            &opts.profiles,
+            &cache,
+            &progress,
+        )?)
     } else {
         None
     };
+    // Downloads, each verified against the spec's sha256 or the lock's pin
+    // (a first download pins it, unless --locked), before anything is written.
+    let url_files = crate::urls::fetch_all(
+        &spec,
+        &platforms,
+        &opts.profiles,
+        &cache,
+        lockfile.as_mut(),
+        opts.locked,
+        &progress,
+    )?;
     // Compiled tools, per platform, before anything is written: a compile
     // error leaves no output.
     let mut binaries: HashMap<Platform, Vec<crate::crates::BuiltBinary>> = HashMap::new();
@@ -263,7 +261,9 @@ pub fn build(opts: &BuildOptions) -> Result<BuildResult> {
                 s.spawn(move || {
                     let mut url_tree = Tree::new();
                     for (i, u) in spec.url.iter().enumerate() {
-                        let file = &url_files[&(i, p.clone())];
+                        let Some(file) = url_files.get(&(i, p.clone())) else {
+                            continue;
+                        };
                         let size = std::fs::metadata(file)?.len();
                         let (uid, gid) = u.owner.unwrap_or((0, 0));
                         url_tree
@@ -420,8 +420,14 @@ pub fn spec_digest(spec: &Spec) -> Result<String> {
 pub fn lock(
     spec: &Spec,
     mirrors: &crate::apt::MirrorConfig,
+    profiles: &[String],
+    cache: &Cache,
     progress: &(dyn Fn(String) + Sync),
 ) -> Result<Lockfile> {
+    crate::urls::check_profiles(spec, profiles)?;
+    let path = crate::lockfile::path_for(&spec.path);
+    // Pins of downloads outside the requested profiles survive a relock.
+    let previous = Lockfile::read(&path).ok().flatten();
     let mut lock = Lockfile {
         version: crate::lockfile::LOCK_VERSION,
         spec_digest: spec_digest(spec)?,
@@ -443,7 +449,7 @@ pub fn lock(
                 .insert(c.name.clone(), serde_json::to_value(&l)?);
         }
     }
-    let path = crate::lockfile::path_for(&spec.path);
+    lock.url = crate::urls::pin_all(spec, profiles, cache, previous.as_ref(), progress)?;
     lock.write(&path)?;
     progress(format!("wrote {}", path.display()));
     Ok(lock)
@@ -455,6 +461,8 @@ fn ensure_lock(
     spec: &Spec,
     mirrors: &crate::apt::MirrorConfig,
     locked: bool,
+    profiles: &[String],
+    cache: &Cache,
     progress: &(dyn Fn(String) + Sync),
 ) -> Result<Lockfile> {
     let path = crate::lockfile::path_for(&spec.path);
@@ -470,13 +478,17 @@ fn ensure_lock(
             };
             if locked {
                 return Err(bad_input(format!(
-                    "{} {why} and --locked was given: run `netshoot-build lock --spec {}`",
+                    "{} {why} and --locked was given: run `netshoot-build lock --spec {}{}`",
                     path.display(),
-                    spec.path.display()
+                    spec.path.display(),
+                    profiles
+                        .iter()
+                        .map(|p| format!(" --profile {p}"))
+                        .collect::<String>()
                 )));
             }
             progress(format!("{} {why}: locking", path.display()));
-            lock(spec, mirrors, progress)
+            lock(spec, mirrors, profiles, cache, progress)
         }
     }
 }
@@ -708,7 +720,7 @@ fn add_path(
 
 /// Extracts `member` from a cached `.tar.gz` into the cache (named by its
 /// own digest) and returns its path.
-fn extract_member(cache: &Cache, archive: &Path, member: &str) -> Result<PathBuf> {
+pub(crate) fn extract_member(cache: &Cache, archive: &Path, member: &str) -> Result<PathBuf> {
     let want = image_layout::tree::normalize_path(member)
         .map_err(|e| bad_input(format!("path {member:?}: {e}")))?;
     let f = std::fs::File::open(archive)?;

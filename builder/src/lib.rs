@@ -14,5 +14,6 @@ pub mod lockfile;
 pub mod push;
 pub mod rootfs;
 pub mod spec;
+pub mod urls;
 pub mod variant;
 pub mod verify;

@@ -25,6 +25,22 @@ pub struct Lockfile {
     /// Compiled crates by name (their own lock data).
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub crates: BTreeMap<String, serde_json::Value>,
+    /// `url` downloads whose spec gives no sha256: name → platform → pin,
+    /// recorded on first download (as go.sum does) and verified after.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub url: BTreeMap<String, BTreeMap<String, UrlPin>>,
+}
+
+/// A download pinned by the lock.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct UrlPin {
+    /// The URL the digest belongs to; a changed URL is downloaded and pinned anew.
+    pub url: String,
+    /// sha256 of the downloaded bytes.
+    pub sha256: String,
+    /// Their size.
+    pub size: u64,
 }
 
 /// One platform's Debian packages.

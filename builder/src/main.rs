@@ -75,6 +75,9 @@ struct VerifyArgs {
     /// Variant the layout was built as.
     #[arg(long)]
     variant: Option<String>,
+    /// Also build the entries of this profile (repeatable; e.g. `full`).
+    #[arg(long = "profile")]
+    profile: Vec<String>,
     /// Compression the layout was built with.
     #[arg(long, value_enum, default_value_t = CompressionArg::Gzip)]
     compression: CompressionArg,
@@ -91,6 +94,12 @@ struct LockArgs {
     /// No progress output.
     #[arg(long, short)]
     quiet: bool,
+    /// Also download and pin the entries of this profile (repeatable).
+    #[arg(long = "profile")]
+    profile: Vec<String>,
+    /// Cache folder (default $NETSHOOT_CACHE, $XDG_CACHE_HOME/netshoot-build).
+    #[arg(long)]
+    cache: Option<PathBuf>,
 }
 
 #[derive(Args, Debug)]
@@ -134,6 +143,9 @@ struct BuildArgs {
     /// Build a variant of the spec (e.g. `nonroot`); its tag suffix is appended to every tag.
     #[arg(long)]
     variant: Option<String>,
+    /// Also build the entries of this profile (repeatable; e.g. `full`).
+    #[arg(long = "profile")]
+    profile: Vec<String>,
     /// Maximum number of layers per image (1 puts everything in one layer).
     #[arg(long, default_value_t = netshoot_build::layering::DEFAULT_LAYERS, value_parser = clap::value_parser!(usize))]
     layers: usize,
@@ -228,6 +240,7 @@ fn run(cli: Cli) -> Result<()> {
                 locked: a.locked,
                 max_layers: a.layers,
                 variant: a.variant,
+                profiles: a.profile,
             };
             let r = build::build(&opts)?;
             if a.json {
@@ -311,6 +324,7 @@ fn run(cli: Cli) -> Result<()> {
                 locked: true,
                 max_layers: a.layers,
                 variant: a.variant.clone(),
+                profiles: a.profile,
             };
             let suffix = a
                 .variant
@@ -347,7 +361,8 @@ fn run(cli: Cli) -> Result<()> {
                     eprintln!("{m}");
                 }
             };
-            build::lock(&spec, &mirrors, &log)?;
+            let cache = netshoot_build::cache::Cache::open(a.cache.as_deref())?;
+            build::lock(&spec, &mirrors, &a.profile, &cache, &log)?;
             Ok(())
         }
         Command::Inspect(a) => {

@@ -212,6 +212,17 @@ pub struct UrlSource {
     pub owner: Option<(u32, u32)>,
     /// Per platform: where to fetch and what to expect.
     pub platform: BTreeMap<String, UrlArtifact>,
+    /// A profile the entry belongs to: left out unless the build names it
+    /// (`--profile full`). Entries without one are always built.
+    #[serde(default)]
+    pub profile: Option<String>,
+}
+
+impl UrlSource {
+    /// Whether the entry is part of a build with these profiles.
+    pub fn active(&self, profiles: &[String]) -> bool {
+        self.profile.as_ref().is_none_or(|p| profiles.contains(p))
+    }
 }
 
 /// One platform's download of a [`UrlSource`].
@@ -220,8 +231,10 @@ pub struct UrlSource {
 pub struct UrlArtifact {
     /// The URL.
     pub url: String,
-    /// sha256 (hex) of the downloaded bytes.
-    pub sha256: String,
+    /// sha256 (hex) of the downloaded bytes. When absent, the first
+    /// download records it in the lockfile and later builds verify it.
+    #[serde(default)]
+    pub sha256: Option<String>,
     /// For a `.tar.gz`: the member to install.
     #[serde(default)]
     pub path: Option<String>,
@@ -346,16 +359,39 @@ impl Spec {
         for l in &self.local {
             abs("local.dest", &l.dest)?;
         }
+        let mut names = std::collections::BTreeSet::new();
         for u in &self.url {
             abs(&format!("url {:?} dest", u.name), &u.dest)?;
+            if !names.insert(u.name.as_str()) {
+                return Err(bad_input(format!(
+                    "url {:?}: two [[url]] entries have this name (the lockfile pins by name)",
+                    u.name
+                )));
+            }
+            if let Some(p) = &u.profile {
+                if p.is_empty()
+                    || !p
+                        .chars()
+                        .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+                {
+                    return Err(bad_input(format!(
+                        "url {:?}: profile {p:?} must be lowercase letters, digits and '-'",
+                        u.name
+                    )));
+                }
+            }
             for (p, a) in &u.platform {
                 let plat: Platform = p
                     .parse()
                     .map_err(|e| bad_input(format!("url {:?}: platform key: {e}", u.name)))?;
-                if image_layout::Digest::from_hex(&a.sha256).is_err() {
+                if let Some(sha) = a
+                    .sha256
+                    .as_deref()
+                    .filter(|s| image_layout::Digest::from_hex(s).is_err())
+                {
                     return Err(bad_input(format!(
-                        "url {:?} for {plat}: sha256 {:?} is not 64 lowercase hex digits",
-                        u.name, a.sha256
+                        "url {:?} for {plat}: sha256 {sha:?} is not 64 lowercase hex digits",
+                        u.name
                     )));
                 }
                 if a.format() == UrlFormat::TarGz && a.path.is_none() {

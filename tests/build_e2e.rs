@@ -400,3 +400,65 @@ fn rebuild_into_the_same_folder_keeps_other_tags_and_reuses_blobs() {
             .arg(format!("oci:{}:{tag}", out.display())));
     }
 }
+
+#[test]
+fn oci_labels_come_from_the_tag_the_epoch_git_and_the_command_line() {
+    let t = tempfile::tempdir().unwrap();
+    let server = FileServer::start();
+    let hello = hello_binary(t.path());
+    let repo = t.path().join("repo");
+    std::fs::create_dir_all(&repo).unwrap();
+    let spec = write_fixture_spec(&repo, &server, &hello);
+    let git = |args: &[&str]| {
+        ok(Command::new("git")
+            .arg("-C")
+            .arg(&repo)
+            .args(["-c", "user.name=t", "-c", "user.email=t@example.com"])
+            .args(args))
+    };
+    git(&["init", "-q"]);
+    git(&["add", "."]);
+    git(&["commit", "-qm", "spec"]);
+    git(&[
+        "remote",
+        "add",
+        "origin",
+        "https://ci:secret@registry.example.com/team/netshoot-build.git",
+    ]);
+    let head = git(&["rev-parse", "HEAD"]).trim().to_string();
+    let out = t.path().join("out");
+    ok(bin()
+        .args(["build", "-q", "--spec"])
+        .arg(&spec)
+        .arg("--out")
+        .arg(&out)
+        .arg("--cache")
+        .arg(t.path().join("cache"))
+        .args([
+            "--label",
+            "org.opencontainers.image.licenses=MIT AND Apache-2.0",
+        ])
+        .env("SOURCE_DATE_EPOCH", "1764288000"));
+    let cfg = ok(Command::new("skopeo")
+        .args(["inspect", "--config", "--override-arch", "arm64"])
+        .arg(format!("oci:{}:test", out.display())));
+    let cfg: serde_json::Value = serde_json::from_str(&cfg).unwrap();
+    let l = &cfg["config"]["Labels"];
+    let p = "org.opencontainers.image.";
+    // From the spec, kept.
+    assert_eq!(l[format!("{p}title")], "netshoot", "{l}");
+    // Filled in: the tag, SOURCE_DATE_EPOCH (2025-11-28), git HEAD and the
+    // origin without its credentials.
+    assert_eq!(l[format!("{p}version")], "test", "{l}");
+    assert_eq!(l[format!("{p}created")], "2025-11-28T00:00:00Z", "{l}");
+    assert_eq!(cfg["created"], "2025-11-28T00:00:00Z");
+    assert_eq!(l[format!("{p}revision")], head.as_str(), "{l}");
+    assert_eq!(
+        l[format!("{p}source")],
+        "https://registry.example.com/team/netshoot-build",
+        "{l}"
+    );
+    // The command line wins.
+    assert_eq!(l[format!("{p}licenses")], "MIT AND Apache-2.0", "{l}");
+    assert!(!cfg.to_string().contains("secret"));
+}

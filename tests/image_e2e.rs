@@ -469,9 +469,31 @@ fn host_mode_and_kubectl_run_form() {
     let cfg: serde_json::Value = serde_json::from_str(&cfg).unwrap();
     assert_eq!(cfg["config"]["Cmd"], serde_json::json!(["zsh"]));
     assert_eq!(cfg["config"]["WorkingDir"], "/root");
-    // /root keeps base-files' 0700 although the image adds /root/.zshrc.
-    let (okay, out) = runc(&img.amd64, None, &[], "stat -c '%a %U' /root /root/.zshrc");
-    assert!(okay && out.starts_with("700 root\n644 root"), "{out}");
+    // /root is group 0 and group-writable (the spec's [[dir]]) although
+    // base-files ships it 0700 and the image adds /root/.zshrc.
+    let (okay, out) = runc(
+        &img.amd64,
+        None,
+        &[],
+        "stat -c '%a %U %G' /root /root/.zshrc",
+    );
+    assert!(
+        okay && out.starts_with("770 root root\n644 root root"),
+        "{out}"
+    );
+    // OpenShift's restricted SCC: an arbitrary uid in group 0, HOME=/root.
+    let (okay, out) = runc_as(
+        &img.amd64,
+        None,
+        &[],
+        Some((1000680000, 0)),
+        "touch /root/.zsh_history && mkdir -p /root/work && echo written > /root/work/f && \
+         cat /root/work/f && zsh -ic 'echo zsh-as-arbitrary-uid' 2>&1",
+    );
+    assert!(
+        okay && out.contains("written") && out.contains("zsh-as-arbitrary-uid"),
+        "{out}"
+    );
     let (okay, out) = runc(&img.amd64, None, &[], "zsh -ic 'echo zsh-ok' 2>&1");
     assert!(okay && out.contains("zsh-ok"), "{out}");
 }

@@ -239,7 +239,14 @@ fn lock_pins_on_first_download_and_builds_verify_the_pin() {
     );
     let o = nb(
         &f,
-        &["build", "-q", "--profile", "full", "--out", out.to_str().unwrap()],
+        &[
+            "build",
+            "-q",
+            "--profile",
+            "full",
+            "--out",
+            out.to_str().unwrap(),
+        ],
         "cold-cache",
     );
     assert_eq!(o.status.code(), Some(3), "{}", stderr(&o));

@@ -56,6 +56,72 @@ pub struct BuildOptions {
     pub variant: Option<String>,
     /// Profiles whose entries are built too (`--profile full`).
     pub profiles: Vec<String>,
+    /// Config labels from the command line (`--label KEY=VALUE`); they
+    /// override the spec's and the ones filled in.
+    pub labels: Vec<(String, String)>,
+}
+
+/// The config labels: the spec's, then the OCI ones a user expects filled
+/// in when the spec leaves them out (`created` from SOURCE_DATE_EPOCH,
+/// `version` from the tag, `revision` and `source` from the git work tree
+/// that holds the spec, when there is one), then the command line's.
+pub fn image_labels(
+    spec: &Spec,
+    version: &str,
+    cli: &[(String, String)],
+    epoch: u64,
+) -> Result<BTreeMap<String, String>> {
+    const P: &str = "org.opencontainers.image.";
+    let mut labels = spec.image.labels.clone();
+    let mut fill = |k: &str, v: Option<String>| {
+        if let Some(v) = v.filter(|v| !v.is_empty()) {
+            labels.entry(format!("{P}{k}")).or_insert(v);
+        }
+    };
+    fill("created", Some(rfc3339(epoch)));
+    fill("version", Some(version.to_string()));
+    let base = spec.base_dir();
+    let git = |args: &[&str]| -> Option<String> {
+        let out = std::process::Command::new("git")
+            .arg("-C")
+            .arg(&base)
+            .args(args)
+            .stderr(std::process::Stdio::null())
+            .output()
+            .ok()?;
+        out.status
+            .success()
+            .then(|| String::from_utf8_lossy(&out.stdout).trim().to_string())
+    };
+    fill("revision", git(&["rev-parse", "--verify", "HEAD"]));
+    fill(
+        "source",
+        git(&["remote", "get-url", "origin"]).and_then(|u| public_git_url(&u)),
+    );
+    for (k, v) in cli {
+        labels.insert(k.clone(), v.clone());
+    }
+    Ok(labels)
+}
+
+/// A remote URL as a browsable https URL without credentials, or None for
+/// local paths (which would leak a folder name into the image).
+fn public_git_url(url: &str) -> Option<String> {
+    let url = url.trim();
+    let https = if let Some(rest) = url.strip_prefix("https://") {
+        // Drop `user:token@`.
+        let rest = rest.split_once('@').map_or(rest, |(_, r)| r);
+        format!("https://{rest}")
+    } else if let Some(rest) = url.strip_prefix("git@") {
+        let (host, path) = rest.split_once(':')?;
+        format!("https://{host}/{path}")
+    } else if let Some(rest) = url.strip_prefix("ssh://") {
+        let rest = rest.split_once('@').map_or(rest, |(_, r)| r);
+        format!("https://{}", rest.replacen(':', "/", 1))
+    } else {
+        return None;
+    };
+    Some(https.trim_end_matches(".git").to_string())
 }
 
 /// One written layer.
@@ -111,7 +177,7 @@ pub fn source_date_epoch_from_env() -> Result<u64> {
 
 /// Runs a build.
 pub fn build(opts: &BuildOptions) -> Result<BuildResult> {
-    let spec = Spec::load(&opts.spec)?;
+    let mut spec = Spec::load(&opts.spec)?;
     let platforms = select_platforms(&spec, &opts.platforms)?;
     let cache = Cache::open(opts.cache.as_deref())?;
     let variant = match &opts.variant {
@@ -143,6 +209,9 @@ pub fn build(opts: &BuildOptions) -> Result<BuildResult> {
     .into_iter()
     .map(|t| format!("{t}{suffix}"))
     .collect();
+    let version = opts.tags.first().unwrap_or(&spec.image.tag).clone();
+    spec.image.labels = image_labels(&spec, &version, &opts.labels, opts.source_date_epoch)?;
+    let spec = spec;
     let progress = |msg: String| {
         if !opts.quiet {
             eprintln!("{msg}");
@@ -306,6 +375,11 @@ pub fn build(opts: &BuildOptions) -> Result<BuildResult> {
                             let arch = crate::apt::debian_arch(p)?;
                             let mut asm =
                                 crate::rootfs::assemble(pkgs, apt, arch, opts.source_date_epoch)?;
+                            crate::variant::apply_dirs(
+                                &mut asm.tree,
+                                &spec.dir,
+                                opts.source_date_epoch,
+                            )?;
                             if let Some((name, v)) = variant {
                                 crate::variant::apply(
                                     &mut asm.tree,
@@ -329,6 +403,11 @@ pub fn build(opts: &BuildOptions) -> Result<BuildResult> {
                                 origin: Default::default(),
                                 notes: Vec::new(),
                             };
+                            crate::variant::apply_dirs(
+                                &mut empty.tree,
+                                &spec.dir,
+                                opts.source_date_epoch,
+                            )?;
                             if let Some((name, v)) = variant {
                                 crate::variant::apply(
                                     &mut empty.tree,

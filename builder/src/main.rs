@@ -75,6 +75,9 @@ struct VerifyArgs {
     /// Variant the layout was built as.
     #[arg(long)]
     variant: Option<String>,
+    /// Labels the layout was built with, KEY=VALUE (repeatable).
+    #[arg(long = "label", value_parser = parse_label)]
+    label: Vec<(String, String)>,
     /// Also build the entries of this profile (repeatable; e.g. `full`).
     #[arg(long = "profile")]
     profile: Vec<String>,
@@ -143,6 +146,9 @@ struct BuildArgs {
     /// Build a variant of the spec (e.g. `nonroot`); its tag suffix is appended to every tag.
     #[arg(long)]
     variant: Option<String>,
+    /// Set a config label, KEY=VALUE (repeatable); overrides the spec's.
+    #[arg(long = "label", value_parser = parse_label)]
+    label: Vec<(String, String)>,
     /// Also build the entries of this profile (repeatable; e.g. `full`).
     #[arg(long = "profile")]
     profile: Vec<String>,
@@ -241,6 +247,7 @@ fn run(cli: Cli) -> Result<()> {
                 max_layers: a.layers,
                 variant: a.variant,
                 profiles: a.profile,
+                labels: a.label,
             };
             let r = build::build(&opts)?;
             if a.json {
@@ -325,6 +332,7 @@ fn run(cli: Cli) -> Result<()> {
                 max_layers: a.layers,
                 variant: a.variant.clone(),
                 profiles: a.profile,
+                labels: a.label,
             };
             let suffix = a
                 .variant
@@ -374,6 +382,13 @@ fn run(cli: Cli) -> Result<()> {
             }
             Ok(())
         }
+    }
+}
+
+fn parse_label(s: &str) -> std::result::Result<(String, String), String> {
+    match s.split_once('=') {
+        Some((k, v)) if !k.trim().is_empty() => Ok((k.trim().to_string(), v.to_string())),
+        _ => Err(format!("{s:?} is not KEY=VALUE")),
     }
 }
 

@@ -30,6 +30,10 @@ pub struct Spec {
     /// Rust tools compiled from source, statically, per platform.
     #[serde(default)]
     pub cargo: Vec<crate::crates::CrateSpec>,
+    /// Folders whose mode or owner the image sets (created when missing),
+    /// applied after every source, e.g. a group-writable `/root`.
+    #[serde(default)]
+    pub dir: Vec<DirSpec>,
     /// Variants of the image (`--variant NAME`), e.g. a non-root one.
     #[serde(default)]
     pub variant: BTreeMap<String, VariantSpec>,
@@ -79,6 +83,20 @@ pub struct LocalSource {
     pub dest: String,
     /// Permission bits; default 0755 for executables and folders, else 0644.
     #[serde(default, deserialize_with = "mode")]
+    pub mode: Option<u32>,
+    /// `uid:gid`; default `0:0`.
+    #[serde(default, deserialize_with = "owner")]
+    pub owner: Option<(u32, u32)>,
+}
+
+/// A folder's mode and owner in the image.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DirSpec {
+    /// Absolute path in the image.
+    pub path: String,
+    /// Permission bits (e.g. "0770").
+    #[serde(deserialize_with = "mode")]
     pub mode: Option<u32>,
     /// `uid:gid`; default `0:0`.
     #[serde(default, deserialize_with = "owner")]
@@ -358,6 +376,15 @@ impl Spec {
         };
         for l in &self.local {
             abs("local.dest", &l.dest)?;
+        }
+        for d in &self.dir {
+            abs("dir.path", &d.path)?;
+            if d.mode.is_none_or(|m| m > 0o7777) {
+                return Err(bad_input(format!(
+                    "dir {:?}: mode must be octal permission bits such as \"0770\"",
+                    d.path
+                )));
+            }
         }
         let mut names = std::collections::BTreeSet::new();
         for u in &self.url {

@@ -3,7 +3,7 @@
 //! container can still capture when the runtime grants the capability.
 
 use crate::error::{bad_input, Result};
-use crate::spec::VariantSpec;
+use crate::spec::{DirSpec, VariantSpec};
 use image_layout::{Body, Entry, Meta, Node, Tree};
 use std::sync::Arc;
 
@@ -94,4 +94,56 @@ pub fn apply(tree: &mut Tree, name: &str, v: &VariantSpec, epoch: u64) -> Result
         }
     }
     Ok(())
+}
+
+/// Sets the mode and owner of the spec's `[[dir]]` folders, creating those
+/// that are missing (their parents must exist).
+pub fn apply_dirs(tree: &mut Tree, dirs: &[DirSpec], epoch: u64) -> Result<()> {
+    for d in dirs {
+        let (uid, gid) = d.owner.unwrap_or((0, 0));
+        let mode = d.mode.unwrap_or(0o755);
+        let path = image_layout::tree::normalize_path(&d.path)
+            .map_err(|e| bad_input(format!("dir {:?}: {e}", d.path)))?;
+        match tree.get_mut(&path) {
+            Some(e) if matches!(e.node, Node::Dir) => {
+                e.meta.mode = mode;
+                e.meta.uid = uid;
+                e.meta.gid = gid;
+                e.meta.uname = owner_name(uid);
+                e.meta.gname = owner_name(gid);
+            }
+            Some(_) => {
+                return Err(bad_input(format!(
+                    "dir {:?}: the image has a file there, not a folder",
+                    d.path
+                )))
+            }
+            None => {
+                let mut meta = Meta::root(mode);
+                meta.uid = uid;
+                meta.gid = gid;
+                meta.uname = owner_name(uid);
+                meta.gname = owner_name(gid);
+                meta.mtime = epoch;
+                tree.insert(
+                    &path,
+                    Entry {
+                        node: Node::Dir,
+                        meta,
+                    },
+                )
+                .map_err(|e| bad_input(format!("dir {:?}: {e}", d.path)))?;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Tar header names: `root` for id 0, none otherwise (ids are what count).
+fn owner_name(id: u32) -> String {
+    if id == 0 {
+        "root".into()
+    } else {
+        String::new()
+    }
 }

@@ -11,7 +11,7 @@ APT_PACKAGES=(
   qemu-user-static binfmt-support
   musl-tools gcc-aarch64-linux-gnu libc6-dev-arm64-cross
   gnupg openssl apache2-utils xz-utils zstd jq curl ca-certificates
-  iproute2 python3 file binutils dpkg-dev time libcap2-bin attr
+  iproute2 python3 python3-venv file binutils dpkg-dev time libcap2-bin attr
 )
 RUST_TARGETS=(x86_64-unknown-linux-musl aarch64-unknown-linux-musl)
 
@@ -27,9 +27,35 @@ if [ "${#missing[@]}" -gt 0 ]; then
   DEBIAN_FRONTEND=noninteractive $sudo_cmd apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
 
+# arm64 C code in crates (sqlite, jemalloc) must compile against musl's
+# headers: musl-dev:arm64 brings them and aarch64-linux-musl-gcc (the glibc
+# cross gcc with musl's specs). It needs arm64 as a foreign architecture.
+if ! dpkg-query -W -f='${Status}' musl-dev:arm64 2>/dev/null | grep -q 'install ok installed'; then
+  sudo_cmd=""
+  [ "$(id -u)" -ne 0 ] && sudo_cmd="sudo"
+  dpkg --print-foreign-architectures | grep -qx arm64 || $sudo_cmd dpkg --add-architecture arm64
+  echo "install-deps: apt-get install musl-dev:arm64" >&2
+  $sudo_cmd apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo_cmd apt-get install -y -qq --no-install-recommends musl-dev:arm64 >/dev/null
+fi
+
 # Tests that use `apt-get download` need the host's package lists.
 if ! ls /var/lib/apt/lists/*_Packages >/dev/null 2>&1; then
   [ "$(id -u)" -eq 0 ] && apt-get update -qq || sudo apt-get update -qq
+fi
+
+# The SBOM test validates its output with the reference validators: SPDX's
+# pyspdxtools and CycloneDX's own JSON-schema validator, in a venv of their
+# own at pinned versions. A stamp file naming the pins makes a rerun instant.
+SBOM_VENV=/opt/netshoot-sbom-venv
+SBOM_PINS=(spdx-tools==0.8.5 "cyclonedx-python-lib[json-validation]==11.12.0")
+if [ "$(cat "$SBOM_VENV/.pins" 2>/dev/null)" != "${SBOM_PINS[*]}" ] || [ ! -x "$SBOM_VENV/bin/pyspdxtools" ]; then
+  sbom_py=python3
+  [ -x /usr/bin/python3 ] && sbom_py=/usr/bin/python3
+  echo "install-deps: venv $SBOM_VENV (${SBOM_PINS[*]})" >&2
+  [ -x "$SBOM_VENV/bin/python" ] || "$sbom_py" -m venv "$SBOM_VENV"
+  "$SBOM_VENV/bin/python" -m pip install -q --disable-pip-version-check "${SBOM_PINS[@]}"
+  printf '%s' "${SBOM_PINS[*]}" >"$SBOM_VENV/.pins"
 fi
 
 if command -v rustup >/dev/null 2>&1; then

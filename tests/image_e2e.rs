@@ -34,6 +34,19 @@ fn require_binfmt() {
     );
 }
 
+/// The default spec's tag (`[image] tag`), the toolset version.
+fn tag() -> String {
+    let spec = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../tools/netshoot.toml"),
+    )
+    .unwrap();
+    spec.lines()
+        .find_map(|l| l.strip_prefix("tag = \""))
+        .and_then(|r| r.split('"').next())
+        .expect("tools/netshoot.toml has a tag")
+        .to_string()
+}
+
 fn image() -> &'static Image {
     static IMG: OnceLock<Image> = OnceLock::new();
     require_binfmt();
@@ -57,7 +70,7 @@ fn image() -> &'static Image {
             let single = dir.path().join(format!("single-{arch}"));
             ok(Command::new("skopeo")
                 .args(["copy", "--override-os", "linux", "--override-arch", arch])
-                .arg(format!("oci:{}:dev", layout.display()))
+                .arg(format!("oci:{}:{}", layout.display(), tag()))
                 .arg(format!("oci:{}:{arch}", single.display())));
             let bundle = dir.path().join(format!("bundle-{arch}"));
             ok(Command::new("umoci")
@@ -306,6 +319,51 @@ for _ in range(200):
     s.sendto(q[:2] + b"\x81\x80\x00\x01\x00\x01\x00\x00\x00\x00" + question + answer, addr)
 "#;
 
+/// A WebSocket echo server (RFC 6455, text and binary frames up to 64 KiB),
+/// for `websocat` to reach; it serves a bounded number of connections.
+const WS_ECHO_SERVER: &str = r#"
+import base64, hashlib, socket
+GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
+s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind(("192.0.2.1", 8765))
+s.listen(4)
+def read(c, n):
+    b = b""
+    while len(b) < n:
+        part = c.recv(n - len(b))
+        if not part:
+            raise EOFError
+        b += part
+    return b
+for _ in range(20):
+    c, _ = s.accept()
+    c.settimeout(10)
+    try:
+        head = b""
+        while b"\r\n\r\n" not in head:
+            head += read(c, 1)
+        key = [l.split(b":", 1)[1].strip() for l in head.split(b"\r\n") if l.lower().startswith(b"sec-websocket-key:")][0]
+        accept = base64.b64encode(hashlib.sha1(key + GUID).digest())
+        c.sendall(b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: " + accept + b"\r\n\r\n")
+        while True:
+            b0, b1 = read(c, 2)
+            op, n = b0 & 0x0F, b1 & 0x7F
+            if n == 126:
+                n = int.from_bytes(read(c, 2), "big")
+            mask = read(c, 4) if b1 & 0x80 else b"\0\0\0\0"
+            data = bytes(x ^ mask[i % 4] for i, x in enumerate(read(c, n)))
+            if op == 8:
+                c.sendall(bytes([0x88, 0]))
+                break
+            if op in (1, 2):
+                hdr = bytes([0x80 | op, len(data)]) if len(data) < 126 else bytes([0x80 | op, 126]) + len(data).to_bytes(2, "big")
+                c.sendall(hdr + data)
+    except Exception:
+        pass
+    c.close()
+"#;
+
 #[test]
 fn net_container_mode_runs_the_readme_scenarios() {
     let img = image();
@@ -316,6 +374,7 @@ fn net_container_mode_runs_the_readme_scenarios() {
     std::fs::create_dir_all(rootfs.join("srv/www")).unwrap();
     std::fs::write(rootfs.join("srv/www/index.html"), "netshoot target page\n").unwrap();
     std::fs::write(rootfs.join("srv/dns.py"), DNS_SERVER).unwrap();
+    std::fs::write(rootfs.join("srv/ws.py"), WS_ECHO_SERVER).unwrap();
     net.exec(
         &net.target.clone(),
         rootfs,
@@ -334,6 +393,7 @@ fn net_container_mode_runs_the_readme_scenarios() {
         "exec openssl s_server -quiet -accept 8443 -cert /srv/c.pem -key /srv/k.pem -www",
     );
     net.spawn(&t, rootfs, "exec iperf3 -s -B 192.0.2.1 -p 5201");
+    net.spawn(&t, rootfs, "exec python3 /srv/ws.py");
     wait_until("the target's servers", || {
         Command::new("ip")
             .args(["netns", "exec", &t, "chroot"])
@@ -342,7 +402,10 @@ fn net_container_mode_runs_the_readme_scenarios() {
             .output()
             .map(|o| {
                 let s = String::from_utf8_lossy(&o.stdout);
-                s.contains(":8080") && s.contains(":8443") && s.contains(":5201")
+                s.contains(":8080")
+                    && s.contains(":8443")
+                    && s.contains(":5201")
+                    && s.contains(":8765")
             })
             .unwrap_or(false)
     });
@@ -384,6 +447,9 @@ echo "== nc"; nc -vz -w 3 192.0.2.1 8080 2>&1
 echo "== nmap"; nmap -Pn -p 8080 192.0.2.1 | grep 8080
 echo "== iperf3"; iperf3 -c 192.0.2.1 -t 1 | tail -3
 echo "== mtr"; mtr --report -c 2 192.0.2.2
+echo "== trip"; timeout 60 trip --mode pretty --report-cycles 2 192.0.2.2 2>&1
+echo "== websocat"; echo echo-through-websocat | timeout 10 websocat ws://192.0.2.1:8765/ 2>&1
+echo "== oha"; oha -n 20 -c 2 --no-tui http://192.0.2.1:8080/ 2>&1
 echo "== openssl"; echo | timeout 10 openssl s_client -connect 192.0.2.1:8443 2>&1 | grep -E 'CONNECTED|Cipher is'
 echo "== iptables"; iptables -L -n | head -3
 echo "== nft"; nft list ruleset; echo "nft rc=$?"
@@ -422,6 +488,17 @@ echo "== end"
     assert!(section("nmap").contains("8080/tcp open"), "{out}");
     assert!(section("iperf3").contains("receiver"), "{out}");
     assert!(section("mtr").contains("192.0.2.2"), "{out}");
+    assert!(section("trip").contains("192.0.2.2"), "{out}");
+    assert!(
+        section("websocat").contains("echo-through-websocat"),
+        "{out}"
+    );
+    let oha = section("oha");
+    assert!(
+        oha.contains("Success rate") && oha.contains("100.00%"),
+        "{out}"
+    );
+    assert!(oha.contains("[200] 20 responses"), "{out}");
     let tls = section("openssl");
     assert!(
         tls.contains("CONNECTED") && tls.contains("Cipher is"),
@@ -465,7 +542,7 @@ fn host_mode_and_kubectl_run_form() {
     // The default command is zsh, in /root, as netshoot has it.
     let cfg = ok(Command::new("skopeo")
         .args(["inspect", "--config", "--override-arch", "amd64"])
-        .arg(format!("oci:{}:dev", img.layout.display())));
+        .arg(format!("oci:{}:{}", img.layout.display(), tag())));
     let cfg: serde_json::Value = serde_json::from_str(&cfg).unwrap();
     assert_eq!(cfg["config"]["Cmd"], serde_json::json!(["zsh"]));
     assert_eq!(cfg["config"]["WorkingDir"], "/root");
@@ -620,12 +697,12 @@ fn nonroot_variant_captures_with_net_raw() {
         .arg(&layout));
     let cfg = ok(Command::new("skopeo")
         .args(["inspect", "--config"])
-        .arg(format!("oci:{}:dev-nonroot", layout.display())));
+        .arg(format!("oci:{}:{}-nonroot", layout.display(), tag())));
     assert!(cfg.contains("\"User\": \"65532:65532\""), "{cfg}");
     let single = t.path().join("single");
     ok(Command::new("skopeo")
         .arg("copy")
-        .arg(format!("oci:{}:dev-nonroot", layout.display()))
+        .arg(format!("oci:{}:{}-nonroot", layout.display(), tag()))
         .arg(format!("oci:{}:a", single.display())));
     let bundle = t.path().join("bundle");
     ok(Command::new("umoci")
@@ -694,6 +771,7 @@ fn podman_network_container_and_host() {
         .arg(&archive));
     let podman = Podman::new(&t.path().join("podman"));
     ok(podman.cmd().args(["load", "-i"]).arg(&archive));
+    let image_ref = format!("localhost/netshoot:{}", tag());
     let name = format!("nsb-target-{}", std::process::id());
     // The "target container": its own namespace with only loopback, a
     // web server on 127.0.0.1.
@@ -704,7 +782,7 @@ fn podman_network_container_and_host() {
         &name,
         "--network",
         "none",
-        "localhost/netshoot:dev",
+        &image_ref,
         "python3",
         "-m",
         "http.server",
@@ -717,7 +795,7 @@ fn podman_network_container_and_host() {
     let curl = |extra: &[&str]| {
         let mut c = podman.cmd();
         c.args(["run", "--rm", "--network", &format!("container:{name}")])
-            .arg("localhost/netshoot:dev")
+            .arg(&image_ref)
             .args(extra);
         c.output().unwrap()
     };
@@ -745,10 +823,88 @@ fn podman_network_container_and_host() {
         "--rm",
         "--network",
         "host",
-        "localhost/netshoot:dev",
+        &image_ref,
         "ip",
         "-brief",
         "link",
     ]));
     assert!(o.contains(&first), "{o}");
+}
+
+/// The motd names the version the config's labels carry, and every tool
+/// it lists is on PATH.
+#[test]
+fn motd_lists_tools_that_exist_and_the_version() {
+    let img = image();
+    let cfg = ok(Command::new("skopeo")
+        .args(["inspect", "--config", "--override-arch", "arm64"])
+        .arg(format!("oci:{}:{}", img.layout.display(), tag())));
+    let cfg: serde_json::Value = serde_json::from_str(&cfg).unwrap();
+    let labels = &cfg["config"]["Labels"];
+    let version = labels["org.opencontainers.image.version"].as_str().unwrap();
+    assert_eq!(version, tag());
+    for k in ["title", "description", "licenses", "created"] {
+        assert!(
+            labels[format!("org.opencontainers.image.{k}")].is_string(),
+            "label {k} missing: {labels}"
+        );
+    }
+    let motd = std::fs::read_to_string(img.amd64.join("etc/motd")).unwrap();
+    assert!(motd.contains(&format!("netshoot {version} ")), "{motd}");
+    let tools: Vec<&str> = motd
+        .lines()
+        .filter(|l| l.starts_with(' ') && l.len() > 17)
+        .flat_map(|l| l[17..].split_whitespace())
+        .filter(|w| !w.starts_with('('))
+        .collect();
+    assert!(tools.len() > 60, "{tools:?}");
+    let script = tools
+        .iter()
+        .map(|t| format!("command -v {t} >/dev/null || echo missing {t}"))
+        .collect::<Vec<_>>()
+        .join("\n");
+    let (okay, out) = runc(&img.amd64, None, &[], &script);
+    assert!(okay && !out.contains("missing"), "{out}");
+}
+
+/// The Rust tools compiled from the crate registry: static executables of
+/// the right machine (as `file` sees them) that run on amd64 (runc) and on
+/// arm64 (qemu-user).
+#[test]
+fn rust_tools_are_static_and_run_on_both_arches() {
+    let img = image();
+    let tools = [
+        ("trip", "trip 0.13.0"),
+        ("websocat", "websocat 4.0.0-alpha3"),
+        ("oha", "oha 1.16.0"),
+    ];
+    for (root, machine) in [(&img.amd64, "x86-64"), (&img.arm64, "ARM aarch64")] {
+        for (bin, _) in tools {
+            let p = root.join("usr/local/bin").join(bin);
+            let f = ok(Command::new("file").arg("-b").arg(&p));
+            assert!(
+                f.contains(machine)
+                    && f.contains("statically linked")
+                    && !f.contains("interpreter"),
+                "{}: {f}",
+                p.display()
+            );
+        }
+    }
+    let script = tools
+        .iter()
+        .map(|(b, _)| format!("{b} --version"))
+        .collect::<Vec<_>>()
+        .join("; ");
+    let (okay, out) = runc(&img.amd64, None, &[], &script);
+    assert!(okay, "{out}");
+    for (_, want) in tools {
+        assert!(out.contains(want), "amd64: {want} not in {out}");
+    }
+    for (bin, want) in tools {
+        let out = ok(Command::new("qemu-aarch64-static")
+            .arg(img.arm64.join("usr/local/bin").join(bin))
+            .arg("--version"));
+        assert!(out.contains(want), "arm64: {want} not in {out}");
+    }
 }

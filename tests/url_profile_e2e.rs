@@ -5,7 +5,7 @@
 mod common;
 use common::*;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Output;
 
 struct Fixture {
     _t: tempfile::TempDir,

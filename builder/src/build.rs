@@ -148,6 +148,8 @@ pub struct BuiltImage {
     pub manifest: BlobRef,
     /// Its layers, bottom first.
     pub layers: Vec<BuiltLayer>,
+    /// Artifacts whose subject is this image (its SBOMs) and their types.
+    pub referrers: Vec<(BlobRef, &'static str)>,
 }
 
 /// The outcome of a build.
@@ -209,7 +211,9 @@ pub fn build(opts: &BuildOptions) -> Result<BuildResult> {
     .into_iter()
     .map(|t| format!("{t}{suffix}"))
     .collect();
-    let version = opts.tags.first().unwrap_or(&spec.image.tag).clone();
+    // The spec's tag is the toolset's version; --tag only names the image
+    // (a second tag for the same build gives the same bytes).
+    let version = spec.image.tag.clone();
     spec.image.labels = image_labels(&spec, &version, &opts.labels, opts.source_date_epoch)?;
     let spec = spec;
     let progress = |msg: String| {
@@ -260,6 +264,7 @@ pub fn build(opts: &BuildOptions) -> Result<BuildResult> {
     // Compiled tools, per platform, before anything is written: a compile
     // error leaves no output.
     let mut binaries: HashMap<Platform, Vec<crate::crates::BuiltBinary>> = HashMap::new();
+    let mut crate_locks: Vec<(crate::crates::CrateSpec, crate::crates::CrateLock)> = Vec::new();
     if let Some(lock) = &lockfile {
         for c in &spec.cargo {
             let cl = lock.crates.get(&c.name).ok_or_else(|| {
@@ -275,6 +280,7 @@ pub fn build(opts: &BuildOptions) -> Result<BuildResult> {
                     c.name
                 ))
             })?;
+            crate_locks.push((c.clone(), cl.clone()));
             for p in &platforms {
                 let built = crate::crates::build_crate(
                     c,
@@ -326,11 +332,12 @@ pub fn build(opts: &BuildOptions) -> Result<BuildResult> {
                 let progress = &progress;
                 let payloads = &payloads;
                 let binaries = &binaries;
+                let crate_locks = &crate_locks;
                 let variant = variant.as_ref();
                 s.spawn(move || {
                     let mut url_tree = Tree::new();
                     for (i, u) in spec.url.iter().enumerate() {
-                        let Some(file) = url_files.get(&(i, p.clone())) else {
+                        let Some((file, _)) = url_files.get(&(i, p.clone())) else {
                             continue;
                         };
                         let size = std::fs::metadata(file)?.len();
@@ -370,7 +377,30 @@ pub fn build(opts: &BuildOptions) -> Result<BuildResult> {
                             .map_err(|e| bad_input(format!("cargo binary {}: {e}", b.name)))?;
                     }
                     let extra = [&cargo_tree, &url_tree, local_tree];
-                    let groups = match (&spec.apt, payloads.get(p)) {
+                    // What the SBOM lists besides the dpkg database.
+                    let crates_here: Vec<&crate::crates::CrateLock> = crate_locks
+                        .iter()
+                        .filter(|(c, _)| !c.skips(p))
+                        .map(|(_, l)| l)
+                        .collect();
+                    let urls_here: Vec<crate::attach::UrlInstalled> =
+                        spec.url
+                            .iter()
+                            .enumerate()
+                            .filter_map(|(i, u)| {
+                                let (_, sha) = url_files.get(&(i, p.clone()))?;
+                                let art = u.platform.iter().find(|(k, _)| {
+                                    k.parse::<Platform>().is_ok_and(|kp| &kp == p)
+                                })?;
+                                Some(crate::attach::UrlInstalled {
+                                    name: u.name.clone(),
+                                    version: u.version.clone(),
+                                    url: art.1.url.clone(),
+                                    sha256: sha.clone(),
+                                })
+                            })
+                            .collect();
+                    let (groups, sbom_packages) = match (&spec.apt, payloads.get(p)) {
                         (Some(apt), Some(pkgs)) => {
                             let arch = crate::apt::debian_arch(p)?;
                             let mut asm =
@@ -395,7 +425,11 @@ pub fn build(opts: &BuildOptions) -> Result<BuildResult> {
                                 .iter()
                                 .map(|(l, _)| (l.name.clone(), l.source.clone()))
                                 .collect();
-                            crate::layering::split(&asm, &sources, opts.max_layers, &extra)
+                            let pkgs = crate::attach::packages(&asm.tree, &crates_here, &urls_here);
+                            (
+                                crate::layering::split(&asm, &sources, opts.max_layers, &extra),
+                                pkgs,
+                            )
                         }
                         _ => {
                             let mut empty = crate::rootfs::Assembled {
@@ -416,10 +450,15 @@ pub fn build(opts: &BuildOptions) -> Result<BuildResult> {
                                     opts.source_date_epoch,
                                 )?;
                             }
-                            crate::layering::split(&empty, &BTreeMap::new(), 1, &extra)
+                            let pkgs =
+                                crate::attach::packages(&empty.tree, &crates_here, &urls_here);
+                            (
+                                crate::layering::split(&empty, &BTreeMap::new(), 1, &extra),
+                                pkgs,
+                            )
                         }
                     };
-                    write_image(
+                    let mut img = write_image(
                         spec,
                         p,
                         groups,
@@ -428,7 +467,27 @@ pub fn build(opts: &BuildOptions) -> Result<BuildResult> {
                         progress,
                         variant.map(|(_, v)| format!("{}:{}", v.user.0, v.user.1)),
                         layer_cache.as_ref(),
-                    )
+                    )?;
+                    let input = crate::sbom::SbomInput {
+                        image_name: spec.image.name.clone(),
+                        image_version: spec
+                            .image
+                            .labels
+                            .get("org.opencontainers.image.version")
+                            .cloned()
+                            .unwrap_or_else(|| spec.image.tag.clone()),
+                        platform: p.to_string(),
+                        subject_digest: img.manifest.digest.to_string(),
+                        created: rfc3339(opts.source_date_epoch),
+                        distro: distro_id(spec),
+                        packages: sbom_packages,
+                    };
+                    img.referrers = crate::attach::write_sboms(layout, &img.manifest, &input)?;
+                    progress(format!(
+                        "sbom {p}: {} packages (SPDX 2.3, CycloneDX 1.5)",
+                        input.packages.len()
+                    ));
+                    Ok(img)
                 })
             })
             .collect();
@@ -446,7 +505,15 @@ pub fn build(opts: &BuildOptions) -> Result<BuildResult> {
     }
 
     let index_blob = write_index(&spec, &images, &layout)?;
-    stage.commit(&index_blob, &tags)?;
+    let referrers: Vec<(BlobRef, &'static str, Digest)> = images
+        .iter()
+        .flat_map(|i| {
+            i.referrers
+                .iter()
+                .map(|(b, mt)| (b.clone(), *mt, i.manifest.digest.clone()))
+        })
+        .collect();
+    stage.commit(&index_blob, &tags, &referrers)?;
     progress(format!(
         "wrote {}: {} {} ({} platform{})",
         opts.out.display(),
@@ -964,15 +1031,54 @@ fn write_image(
         .config(config_blob.descriptor(MT_CONFIG))
         .layers(layer_descs)
         .build()?;
-    if !img.annotations.is_empty() {
-        manifest.set_annotations(Some(img.annotations.clone().into_iter().collect()));
+    let ann = annotations(spec);
+    if !ann.is_empty() {
+        manifest.set_annotations(Some(ann.into_iter().collect()));
     }
     let manifest_blob = layout.put_json(&manifest)?;
     Ok(BuiltImage {
         platform: platform.clone(),
         manifest: manifest_blob,
         layers,
+        referrers: Vec::new(),
     })
+}
+
+/// Annotations of the index and of every manifest: the OCI labels of the
+/// config (title, version, created, revision, source, ...) so registries
+/// and scanners that read annotations see them, then the spec's own.
+fn annotations(spec: &Spec) -> BTreeMap<String, String> {
+    let mut out: BTreeMap<String, String> = spec
+        .image
+        .labels
+        .iter()
+        .filter(|(k, _)| k.starts_with("org.opencontainers.image."))
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
+    out.extend(spec.image.annotations.clone());
+    out
+}
+
+/// The distribution for Debian package URLs (`debian-13`), from the first
+/// suite of the spec's first repository.
+fn distro_id(spec: &Spec) -> String {
+    let suite = spec
+        .apt
+        .as_ref()
+        .and_then(|a| a.repository.first())
+        .and_then(|r| r.suites.first())
+        .map(|s| s.split('-').next().unwrap_or(s).to_string())
+        .unwrap_or_default();
+    let number = match suite.as_str() {
+        "buster" => "10",
+        "bullseye" => "11",
+        "bookworm" => "12",
+        "trixie" => "13",
+        "forky" => "14",
+        "duke" => "15",
+        other => other,
+    };
+    format!("debian-{number}")
 }
 
 fn write_index(spec: &Spec, images: &[BuiltImage], layout: &OciLayout) -> Result<BlobRef> {
@@ -989,8 +1095,9 @@ fn write_index(spec: &Spec, images: &[BuiltImage], layout: &OciLayout) -> Result
         .media_type(MediaType::ImageIndex)
         .manifests(manifests)
         .build()?;
-    if !spec.image.annotations.is_empty() {
-        index.set_annotations(Some(spec.image.annotations.clone().into_iter().collect()));
+    let ann = annotations(spec);
+    if !ann.is_empty() {
+        index.set_annotations(Some(ann.into_iter().collect()));
     }
     Ok(layout.put_json(&index)?)
 }
@@ -1044,7 +1151,12 @@ impl Stage {
     /// Moves the staged blobs into the destination (keeping those already
     /// there), then points `index.json` at the new image: the only step a
     /// reader can observe, and it is one rename.
-    fn commit(self, index_blob: &BlobRef, tags: &[String]) -> Result<()> {
+    fn commit(
+        self,
+        index_blob: &BlobRef,
+        tags: &[String],
+        referrers: &[(BlobRef, &'static str, Digest)],
+    ) -> Result<()> {
         let dest_layout = OciLayout::create(&self.dest)
             .map_err(|e| bad_input(format!("--out {}: {e}", self.dest.display())))?;
         let staged = self.dir.path().join("blobs/sha256");
@@ -1070,6 +1182,53 @@ impl Stage {
             let mut d = index_blob.descriptor(MT_INDEX);
             let mut ann = HashMap::new();
             ann.insert(REF_NAME.to_string(), t.clone());
+            d.set_annotations(Some(ann));
+            manifests.push(d);
+        }
+        // Referrers: this build's, plus earlier ones whose subject is still
+        // an image of some tag; those of replaced images go.
+        let mut live: std::collections::BTreeSet<String> = Default::default();
+        for d in &manifests {
+            if d.annotations()
+                .as_ref()
+                .is_some_and(|a| a.contains_key(REF_NAME))
+            {
+                live.insert(d.digest().to_string());
+                if let Ok(bytes) = dest_layout.read_blob(&Digest::from(d.digest())) {
+                    if let Ok(v) = serde_json::from_slice::<serde_json::Value>(&bytes) {
+                        for m in v["manifests"].as_array().into_iter().flatten() {
+                            if let Some(x) = m["digest"].as_str() {
+                                live.insert(x.to_string());
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        manifests.retain(|d| {
+            match d
+                .annotations()
+                .as_ref()
+                .and_then(|a| a.get(crate::attach::SUBJECT_ANNOTATION))
+            {
+                Some(subject) => live.contains(subject),
+                None => true,
+            }
+        });
+        for (blob, mt, subject) in referrers {
+            if manifests
+                .iter()
+                .any(|d| Digest::from(d.digest()) == blob.digest)
+            {
+                continue;
+            }
+            let mut d = blob.descriptor(MT_MANIFEST);
+            d.set_artifact_type(Some((*mt).into()));
+            let mut ann = HashMap::new();
+            ann.insert(
+                crate::attach::SUBJECT_ANNOTATION.to_string(),
+                subject.to_string(),
+            );
             d.set_annotations(Some(ann));
             manifests.push(d);
         }

@@ -24,7 +24,7 @@ use crate::error::{bad_input, network, verification, Result};
 use image_layout::Platform;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest as _, Sha256};
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap};
 use std::ffi::OsString;
 use std::io::Read;
 use std::path::{Path, PathBuf};
@@ -100,6 +100,9 @@ pub struct LockedDep {
     /// The `.crate` sha256; absent for the crate itself and git sources.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub checksum: Option<String>,
+    /// The package's declared license (its manifest's `license`), for the SBOM.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub license: Option<String>,
 }
 
 /// A binary compiled for one platform, ready to be laid into the image.
@@ -212,22 +215,28 @@ struct TargetInfo {
     cross: bool,
     /// The Debian package that provides `cc`.
     package: &'static str,
+    /// The linker when `cross` (a glibc cross gcc: rustc brings musl's
+    /// start files and libc itself).
+    linker: &'static str,
 }
 
 fn target_info(platform: &Platform) -> Result<TargetInfo> {
-    let t = |triple, cc, ar, cross, package| TargetInfo {
+    let t = |triple, cc: &'static str, ar, cross, package| TargetInfo {
         triple,
         cc,
         ar,
         cross,
         package,
+        linker: cc,
     };
-    // musl-gcc for x86_64: C code that uses libc (bundled sqlite in oha)
-    // must see musl's headers, or glibc's turn `stat` into `stat64`, which
-    // musl no longer has, and linking fails. Other targets use Debian's
-    // glibc cross compilers (Debian has no musl cross compiler); they are
-    // fine for the freestanding C of ring and aws-lc, and they double as
-    // the linker. `CC_<triple>` in the environment overrides the choice.
+    // C code that uses libc (bundled sqlite in oha, jemalloc) must see
+    // musl's headers, or glibc's turn `open` into `open64`, which musl no
+    // longer has, and linking fails. x86_64 uses musl-tools' musl-gcc;
+    // arm64 uses musl-dev:arm64's aarch64-linux-musl-gcc (the glibc cross
+    // gcc with musl's headers) and links with the plain cross gcc. Other
+    // targets use Debian's glibc cross compilers for both (fine for the
+    // freestanding C of ring and aws-lc). `CC_<triple>` and
+    // `CARGO_TARGET_<TRIPLE>_LINKER` in the environment override the choice.
     Ok(match platform.to_string().as_str() {
         "linux/amd64" => t(
             "x86_64-unknown-linux-musl",
@@ -236,13 +245,16 @@ fn target_info(platform: &Platform) -> Result<TargetInfo> {
             false,
             "musl-tools",
         ),
-        "linux/arm64" => t(
-            "aarch64-unknown-linux-musl",
-            "aarch64-linux-gnu-gcc",
-            "aarch64-linux-gnu-ar",
-            true,
-            "gcc-aarch64-linux-gnu",
-        ),
+        "linux/arm64" => TargetInfo {
+            linker: "aarch64-linux-gnu-gcc",
+            ..t(
+                "aarch64-unknown-linux-musl",
+                "aarch64-linux-musl-gcc",
+                "aarch64-linux-gnu-ar",
+                true,
+                "musl-dev:arm64 gcc-aarch64-linux-gnu",
+            )
+        },
         "linux/arm/v7" => t(
             "armv7-unknown-linux-musleabihf",
             "arm-linux-gnueabihf-gcc",
@@ -482,8 +494,40 @@ pub fn lock_crate(spec: &CrateSpec, base_dir: &Path, work: &Path) -> Result<Crat
     }
     let lockfile = std::fs::read_to_string(&lock_path)
         .map_err(|e| bad_input(format!("{who}: Cargo.lock: {e}")))?;
-    let packages =
+    let mut packages =
         parse_lockfile(&lockfile).map_err(|e| bad_input(format!("{who}: Cargo.lock: {e}")))?;
+    // Licenses as each package's manifest declares them, recorded now so
+    // the SBOM depends on the lock alone.
+    let out = tc
+        .cargo()
+        .args([
+            "metadata",
+            "--format-version",
+            "1",
+            "--locked",
+            "--manifest-path",
+        ])
+        .arg(src.join("Cargo.toml"))
+        .output()
+        .map_err(|e| bad_input(format!("cannot run cargo: {e}")))?;
+    if !out.status.success() {
+        return Err(cargo_failure(&who, &String::from_utf8_lossy(&out.stderr)));
+    }
+    let meta: serde_json::Value = serde_json::from_slice(&out.stdout)
+        .map_err(|e| bad_input(format!("{who}: cargo metadata: {e}")))?;
+    let mut licenses: HashMap<(String, String), String> = HashMap::new();
+    for p in meta["packages"].as_array().into_iter().flatten() {
+        if let (Some(n), Some(v), Some(l)) = (
+            p["name"].as_str(),
+            p["version"].as_str(),
+            p["license"].as_str(),
+        ) {
+            licenses.insert((n.to_string(), v.to_string()), l.to_string());
+        }
+    }
+    for p in &mut packages {
+        p.license = licenses.remove(&(p.name.clone(), p.version.clone()));
+    }
     Ok(CrateLock {
         name: spec.name.clone(),
         version,
@@ -874,7 +918,8 @@ fn reproducible_env(
         cmd.env(format!("AR_{env_triple}"), target.ar);
     }
     if target.cross && std::env::var_os(format!("CARGO_TARGET_{upper}_LINKER")).is_none() {
-        cmd.env(format!("CARGO_TARGET_{upper}_LINKER"), cc);
+        let linker = if cc == target.cc { target.linker } else { cc };
+        cmd.env(format!("CARGO_TARGET_{upper}_LINKER"), linker);
     }
 }
 
@@ -1159,6 +1204,7 @@ fn parse_lockfile(text: &str) -> std::result::Result<Vec<LockedDep>, String> {
             name,
             version,
             checksum,
+            license: None,
         });
     }
     Ok(out)

@@ -2,6 +2,7 @@
 //! `main.rs` only parses the command line and calls into here.
 
 pub mod apt;
+pub mod attach;
 pub mod build;
 pub mod cache;
 pub mod crates;
@@ -13,6 +14,7 @@ pub mod layering;
 pub mod lockfile;
 pub mod push;
 pub mod rootfs;
+pub mod sbom;
 pub mod spec;
 pub mod urls;
 pub mod variant;

@@ -230,6 +230,9 @@ pub struct UrlSource {
     pub owner: Option<(u32, u32)>,
     /// Per platform: where to fetch and what to expect.
     pub platform: BTreeMap<String, UrlArtifact>,
+    /// The upstream version, for the SBOM.
+    #[serde(default)]
+    pub version: Option<String>,
     /// A profile the entry belongs to: left out unless the build names it
     /// (`--profile full`). Entries without one are always built.
     #[serde(default)]

@@ -113,7 +113,7 @@ pub fn pin_all(
 /// Fetches every active entry for `platforms`, verified against the
 /// spec's sha256 or the lock's pin. A missing pin is made by downloading
 /// (and written to the lockfile) unless `locked`. Returns the file to
-/// install per (entry index, platform).
+/// install and the download's sha256 per (entry index, platform).
 pub fn fetch_all(
     spec: &Spec,
     platforms: &[Platform],
@@ -122,7 +122,7 @@ pub fn fetch_all(
     mut lock: Option<&mut Lockfile>,
     locked: bool,
     progress: &(dyn Fn(String) + Sync),
-) -> Result<HashMap<(usize, Platform), PathBuf>> {
+) -> Result<HashMap<(usize, Platform), (PathBuf, String)>> {
     let lock_path = path_for(&spec.path);
     let mut changed = false;
     let mut files = HashMap::new();
@@ -205,7 +205,7 @@ pub fn fetch_all(
                         .with_context(|| format!("url source {:?} ({})", u.name, a.url))?
                 }
             };
-            files.insert((i, p.clone()), file);
+            files.insert((i, p.clone()), (file, sha));
         }
     }
     if changed {

@@ -211,7 +211,8 @@ impl OciLayout {
             .collect())
     }
 
-    /// The descriptor tagged `tag`, or the only entry when `tag` is None.
+    /// The descriptor tagged `tag`, or when `tag` is None the only tagged
+    /// entry (or the only entry).
     pub fn resolve(&self, tag: Option<&str>) -> Result<Descriptor, LayoutError> {
         let index = self.read_index()?;
         let tags = self.tags()?;
@@ -221,6 +222,13 @@ impl OciLayout {
                     .as_ref()
                     .and_then(|a| a.get(REF_NAME))
                     .is_some_and(|n| n == t)
+            }),
+            // The one tagged entry (untagged ones are referrers such as
+            // SBOMs), or the one entry of an untagged layout.
+            None if tags.len() == 1 => index.manifests().iter().find(|d| {
+                d.annotations()
+                    .as_ref()
+                    .is_some_and(|a| a.contains_key(REF_NAME))
             }),
             None if index.manifests().len() == 1 => index.manifests().first(),
             None => None,

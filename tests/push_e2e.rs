@@ -44,6 +44,40 @@ fn blobs(layout: &Path) -> std::collections::BTreeMap<PathBuf, Vec<u8>> {
     snapshot(&layout.join("blobs"))
 }
 
+/// The blobs of a layout's SBOM artifacts (their manifests, documents and
+/// the shared empty config), which `pull` of the image does not fetch.
+fn referrer_blobs(layout: &Path) -> std::collections::BTreeSet<PathBuf> {
+    let index: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(layout.join("index.json")).unwrap()).unwrap();
+    let mut out = std::collections::BTreeSet::new();
+    let path = |d: &str| PathBuf::from("sha256").join(d.trim_start_matches("sha256:"));
+    for m in index["manifests"].as_array().unwrap() {
+        if let Some(d) = m["digest"]
+            .as_str()
+            .filter(|_| m["artifactType"].is_string())
+        {
+            let man: serde_json::Value =
+                serde_json::from_slice(&std::fs::read(layout.join("blobs").join(path(d))).unwrap())
+                    .unwrap();
+            out.insert(path(d));
+            out.insert(path(man["config"]["digest"].as_str().unwrap()));
+            for l in man["layers"].as_array().unwrap() {
+                out.insert(path(l["digest"].as_str().unwrap()));
+            }
+        }
+    }
+    out
+}
+
+/// The image's own blobs: all but the SBOM artifacts'.
+fn image_blobs(layout: &Path) -> std::collections::BTreeMap<PathBuf, Vec<u8>> {
+    let skip = referrer_blobs(layout);
+    blobs(layout)
+        .into_iter()
+        .filter(|(p, _)| !skip.contains(p))
+        .collect()
+}
+
 /// The architectures an index lists, in order.
 fn architectures(index: &[u8]) -> Vec<String> {
     let v: serde_json::Value = serde_json::from_slice(index).unwrap();
@@ -78,9 +112,11 @@ fn push_is_read_back_by_skopeo_podman_and_pull() {
         String::from_utf8_lossy(&pushed.stdout),
         format!("{name}@{digest}\n")
     );
-    // Every config and layer was sent (all blobs less the index and the
-    // two manifests), none was there before.
-    let blob_count = blobs(&out).len() - 3;
+    // Every config and layer was sent, and the SBOM documents with their
+    // empty config (all blobs less the index, the two image manifests and
+    // the four SBOM artifact manifests), none was there before.
+    let blob_count = blobs(&out).len() - 3 - 4;
+    assert_eq!(referrer_blobs(&out).len(), 4 + 4 + 1);
     let summary = stderr_of(&pushed);
     assert!(
         summary.contains(&format!("pushed {blob_count} blobs ("))
@@ -105,7 +141,7 @@ fn push_is_read_back_by_skopeo_podman_and_pull() {
         ])
         .arg(format!("docker://{name}:v1"))
         .arg(format!("oci:{}:v1", back.display())));
-    assert_eq!(blobs(&back), blobs(&out));
+    assert_eq!(blobs(&back), image_blobs(&out));
     assert_eq!(layout_tag_digest(&back, "v1"), digest);
 
     // Our pull gives the same blobs and the same index under the tag.
@@ -116,7 +152,7 @@ fn push_is_read_back_by_skopeo_podman_and_pull() {
         .arg("--out")
         .arg(&pulled));
     assert_eq!(said, format!("{name}@{digest}\n"));
-    assert_eq!(blobs(&pulled), blobs(&out));
+    assert_eq!(blobs(&pulled), image_blobs(&out));
     assert_eq!(layout_tag_digest(&pulled, "v1"), digest);
 
     // podman pulls it from the registry and runs it.
@@ -196,7 +232,7 @@ fn archives_carry_the_image_to_a_second_registry() {
         .args(["--tag", "v1", "--out"])
         .arg(&pulled));
     assert_eq!(layout_tag_digest(&pulled, "v1"), digest);
-    assert_eq!(blobs(&pulled), blobs(&out));
+    assert_eq!(blobs(&pulled), image_blobs(&out));
 
     // docker-archive: one platform; the registry gets its manifest, byte
     // for byte the amd64 manifest of the layout, and its blobs.

@@ -34,6 +34,30 @@ enum Command {
     Push(netshoot_build::push::PushArgs),
     /// Pull an image from a registry into a layout or an oci-archive.
     Pull(netshoot_build::push::PullArgs),
+    /// Print the SBOM attached to one platform of a layout.
+    Sbom(SbomArgs),
+}
+
+#[derive(Args, Debug)]
+struct SbomArgs {
+    /// The OCI layout.
+    #[arg(long, default_value = "out/netshoot")]
+    layout: PathBuf,
+    /// The tag (default: the only one).
+    #[arg(long)]
+    tag: Option<String>,
+    /// The platform (default: the first the image lists).
+    #[arg(long)]
+    platform: Option<String>,
+    /// SPDX 2.3 or CycloneDX 1.5 JSON.
+    #[arg(long, value_enum, default_value_t = SbomFormatArg::Spdx)]
+    format: SbomFormatArg,
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum)]
+enum SbomFormatArg {
+    Spdx,
+    Cyclonedx,
 }
 
 #[derive(Subcommand, Debug)]
@@ -359,6 +383,22 @@ fn run(cli: Cli) -> Result<()> {
             Ok(())
         }
         Command::Push(a) => netshoot_build::push::run_push(a),
+        Command::Sbom(a) => {
+            let platform = a.platform.as_deref().map(parse_platform).transpose()?;
+            let format = match a.format {
+                SbomFormatArg::Spdx => netshoot_build::attach::SbomFormat::Spdx,
+                SbomFormatArg::Cyclonedx => netshoot_build::attach::SbomFormat::CycloneDx,
+            };
+            let doc = netshoot_build::attach::read_sbom(
+                &a.layout,
+                a.tag.as_deref(),
+                platform.as_ref(),
+                format,
+            )?;
+            use std::io::Write;
+            std::io::stdout().write_all(&doc)?;
+            Ok(())
+        }
         Command::Pull(a) => netshoot_build::push::run_pull(a),
         Command::Lock(a) => {
             let spec = netshoot_build::spec::Spec::load(&a.spec)?;

@@ -908,3 +908,106 @@ fn rust_tools_are_static_and_run_on_both_arches() {
         assert!(out.contains(want), "arm64: {want} not in {out}");
     }
 }
+
+const CDX_CHECK: &str = r#"
+import sys
+from cyclonedx.schema import SchemaVersion
+from cyclonedx.validation.json import JsonStrictValidator
+errors = JsonStrictValidator(SchemaVersion.V1_5).validate_str(open(sys.argv[1]).read(), all_errors=True)
+if errors is not None:
+    for e in list(errors)[:20]:
+        print(e, file=sys.stderr)
+    sys.exit(1)
+"#;
+
+/// The SBOMs attached to the default image pass the SPDX and CycloneDX
+/// reference validators, and list exactly what is installed: the dpkg
+/// database (as dpkg-query reads it from the image) plus every compiled
+/// crate and its locked dependencies (from the lockfile).
+#[test]
+fn sboms_of_the_image_validate_and_count_what_is_installed() {
+    let img = image();
+    let venv = Path::new("/opt/netshoot-sbom-venv/bin");
+    assert!(
+        venv.join("pyspdxtools").exists(),
+        "the SBOM validators are missing: run scripts/install-deps.sh"
+    );
+    let lock: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(img.spec.with_extension("lock")).unwrap()).unwrap();
+    // The crates the default build compiles: those outside a profile.
+    let spec: toml::Value = toml::from_str(&std::fs::read_to_string(&img.spec).unwrap()).unwrap();
+    let built: Vec<&str> = spec["cargo"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|c| c.get("profile").is_none())
+        .map(|c| c["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(built, ["trippy", "websocat", "oha"]);
+    let mut crates = std::collections::BTreeSet::new();
+    for name in &built {
+        let c = &lock["crates"][*name];
+        for p in c["packages"].as_array().unwrap() {
+            crates.insert((
+                p["name"].as_str().unwrap().to_string(),
+                p["version"].as_str().unwrap().to_string(),
+            ));
+        }
+    }
+    let dir = tempfile::tempdir().unwrap();
+    for (arch, rootfs) in [("amd64", &img.amd64), ("arm64", &img.arm64)] {
+        let dpkg = ok(Command::new("dpkg-query")
+            .arg(format!("--admindir={}", rootfs.join("var/lib/dpkg").display()))
+            .args(["-W", "-f", "${db:Status-Abbrev}${Package}\\n"]));
+        let debs = dpkg.lines().filter(|l| l.starts_with("ii")).count();
+        assert!(debs > 250, "{dpkg}");
+        let platform = format!("linux/{arch}");
+        let spdx_path = dir.path().join(format!("{arch}.spdx.json"));
+        let cdx_path = dir.path().join(format!("{arch}.cdx.json"));
+        for (format, path) in [("spdx", &spdx_path), ("cyclonedx", &cdx_path)] {
+            let doc = ok(bin()
+                .args(["sbom", "--platform", &platform, "--format", format, "--layout"])
+                .arg(&img.layout));
+            std::fs::write(path, doc).unwrap();
+        }
+        let o = run(Command::new(venv.join("pyspdxtools")).arg("-i").arg(&spdx_path));
+        assert!(
+            o.status.success(),
+            "pyspdxtools rejects the {arch} SPDX: {}{}",
+            String::from_utf8_lossy(&o.stdout),
+            String::from_utf8_lossy(&o.stderr)
+        );
+        let o = run(Command::new(venv.join("python")).arg("-c").arg(CDX_CHECK).arg(&cdx_path));
+        assert!(
+            o.status.success(),
+            "the {arch} CycloneDX fails its schema: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+        let spdx: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(&spdx_path).unwrap()).unwrap();
+        let cdx: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(&cdx_path).unwrap()).unwrap();
+        let want = debs + crates.len();
+        // SPDX also describes the image itself as a package.
+        assert_eq!(spdx["packages"].as_array().unwrap().len(), want + 1, "{arch}");
+        assert_eq!(cdx["components"].as_array().unwrap().len(), want, "{arch}");
+        let purls: Vec<String> = cdx["components"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| c["purl"].as_str().unwrap().to_string())
+            .collect();
+        assert!(
+            purls.iter().any(|p| p.starts_with("pkg:deb/debian/bash@")
+                && p.contains(&format!("arch={arch}"))
+                && p.contains("distro=debian-13")),
+            "{purls:?}"
+        );
+        for tool in ["trippy@0.13.0", "websocat@4.0.0-alpha3", "oha@1.16.0"] {
+            assert!(purls.contains(&format!("pkg:cargo/{tool}")), "{tool} missing");
+        }
+        let rels = spdx["relationships"].as_array().unwrap();
+        assert!(rels.iter().any(|r| r["relationshipType"] == "DEPENDS_ON"));
+        assert!(rels.iter().any(|r| r["relationshipType"] == "CONTAINS"));
+    }
+}

@@ -266,7 +266,7 @@ pub fn build(opts: &BuildOptions) -> Result<BuildResult> {
     let mut binaries: HashMap<Platform, Vec<crate::crates::BuiltBinary>> = HashMap::new();
     let mut crate_locks: Vec<(crate::crates::CrateSpec, crate::crates::CrateLock)> = Vec::new();
     if let Some(lock) = &lockfile {
-        for c in &spec.cargo {
+        for c in spec.cargo.iter().filter(|c| c.active(&opts.profiles)) {
             let cl = lock.crates.get(&c.name).ok_or_else(|| {
                 bad_input(format!(
                     "{}: has no entry for crate {:?}; run `netshoot-build lock`",

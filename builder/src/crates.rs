@@ -64,6 +64,10 @@ pub struct CrateSpec {
     /// Platforms this crate is not built for (it does not support them).
     #[serde(default)]
     pub skip_platforms: Vec<String>,
+    /// A profile the crate belongs to: locked always, built only when the
+    /// build names the profile (`--profile full`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub profile: Option<String>,
 }
 
 fn default_dest() -> String {
@@ -125,6 +129,11 @@ impl CrateSpec {
     }
 
     /// Whether the spec asks not to build this crate for `platform`.
+    /// Whether the crate is part of a build with these profiles.
+    pub fn active(&self, profiles: &[String]) -> bool {
+        self.profile.as_ref().is_none_or(|p| profiles.contains(p))
+    }
+
     pub fn skips(&self, platform: &Platform) -> bool {
         self.skip_platforms
             .iter()

@@ -23,6 +23,11 @@ pub fn check_profiles(spec: &Spec, profiles: &[String]) -> Result<BTreeMap<Strin
             known.entry(p.clone()).or_default().push(u.name.clone());
         }
     }
+    for c in &spec.cargo {
+        if let Some(p) = &c.profile {
+            known.entry(p.clone()).or_default().push(c.name.clone());
+        }
+    }
     for p in profiles {
         if !known.contains_key(p) {
             return Err(bad_input(format!(

@@ -5,6 +5,8 @@ CARGO ?= cargo
 OUT ?= out/netshoot
 SPEC ?= tools/netshoot.toml
 BIN := target/release/netshoot-build
+# The image's version: the spec's [image] tag.
+TAG := $(shell sed -n 's/^tag = "\([^"]*\)".*/\1/p' $(SPEC) | head -1)
 
 .PHONY: deps image test bench bench-crates export push clean
 
@@ -19,11 +21,14 @@ FORCE:
 image: $(BIN)
 	$(BIN) build --spec $(SPEC) --out $(OUT)
 	@echo
-	@echo "Built $(OUT). Next:"
+	@echo "Built $(OUT): netshoot:$(TAG) for every platform of $(SPEC). Next:"
 	@echo "  inspect: $(BIN) inspect --layout $(OUT)"
-	@echo "  run:     $(BIN) export --layout $(OUT) --format docker -o netshoot-docker.tar && podman load -i netshoot-docker.tar && podman run -it --rm localhost/netshoot:dev"
-	@echo "  export:  $(BIN) export --layout $(OUT) --format docker -o netshoot-docker.tar  (docker load -i ...)"
-	@echo "           $(BIN) export --layout $(OUT) --format oci -o netshoot-oci.tar"
+	@echo "  run:     $(BIN) export --layout $(OUT) --format docker -o netshoot-docker.tar && podman load -i netshoot-docker.tar"
+	@echo "           podman run -it --rm --net container:<name> localhost/netshoot:$(TAG)   (or --net host)"
+	@echo "  push:    $(BIN) push --layout $(OUT) registry.example.com/team/netshoot:$(TAG)"
+	@echo "  export:  $(BIN) export --layout $(OUT) --format oci -o netshoot-oci.tar   (every platform, for an air gap;"
+	@echo "           then $(BIN) push --archive netshoot-oci.tar REGISTRY/REPO:$(TAG) on the other side)"
+	@echo "  sbom:    $(BIN) sbom --layout $(OUT) --platform linux/amd64 [--format cyclonedx]"
 
 test: deps
 	$(CARGO) test --workspace --no-fail-fast

@@ -18,7 +18,7 @@ cd "$(dirname "$0")/.."
 
 # Versions and features that give a static build with rustls and no
 # OpenSSL (see the cargo source's notes in builder/src/crates.rs).
-TOOLS=${TOOLS:-"trippy@0.13.0 websocat@4.0.0-alpha3:rustls,socketoptions:no-default"}
+TOOLS=${TOOLS:-"trippy@0.13.0 websocat@4.0.0-alpha3:rustls,socketoptions:no-default oha@1.16.0"}
 TARGETS=${TARGETS:-"linux/amd64 linux/arm64"}
 if [ -z "${BIN:-}" ]; then
   cargo build --release -q -p netshoot-build

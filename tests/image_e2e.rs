@@ -710,8 +710,10 @@ fn nonroot_variant_captures_with_net_raw() {
         .arg(format!("{}:a", single.display()))
         .arg(&bundle));
     let rootfs = bundle.join("rootfs");
-    let getcap = ok(Command::new("getcap").arg(rootfs.join("usr/bin/tcpdump")));
-    assert!(getcap.contains("cap_net_raw=ep"), "{getcap}");
+    for tool in ["usr/bin/tcpdump", "usr/local/bin/trip"] {
+        let getcap = ok(Command::new("getcap").arg(rootfs.join(tool)));
+        assert!(getcap.contains("cap_net_raw=ep"), "{tool}: {getcap}");
+    }
 
     let net = Net::new("n");
     let nsp = format!("/var/run/netns/{}", net.target);
@@ -853,6 +855,7 @@ fn motd_lists_tools_that_exist_and_the_version() {
     assert!(motd.contains(&format!("netshoot {version} ")), "{motd}");
     let tools: Vec<&str> = motd
         .lines()
+        .skip_while(|l| !l.starts_with("netshoot "))
         .filter(|l| l.starts_with(' ') && l.len() > 17)
         .flat_map(|l| l[17..].split_whitespace())
         .filter(|w| !w.starts_with('('))
@@ -884,8 +887,9 @@ fn rust_tools_are_static_and_run_on_both_arches() {
             let f = ok(Command::new("file").arg("-b").arg(&p));
             assert!(
                 f.contains(machine)
-                    && f.contains("statically linked")
-                    && !f.contains("interpreter"),
+                    && (f.contains("statically linked") || f.contains("static-pie linked"))
+                    && !f.contains("interpreter")
+                    && !f.contains("dynamically"),
                 "{}: {f}",
                 p.display()
             );

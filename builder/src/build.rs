@@ -376,7 +376,6 @@ pub fn build(opts: &BuildOptions) -> Result<BuildResult> {
                             )
                             .map_err(|e| bad_input(format!("cargo binary {}: {e}", b.name)))?;
                     }
-                    let extra = [&cargo_tree, &url_tree, local_tree];
                     // What the SBOM lists besides the dpkg database.
                     let crates_here: Vec<&crate::crates::CrateLock> = crate_locks
                         .iter()
@@ -400,24 +399,12 @@ pub fn build(opts: &BuildOptions) -> Result<BuildResult> {
                                 })
                             })
                             .collect();
-                    let (groups, sbom_packages) = match (&spec.apt, payloads.get(p)) {
+                    let with_apt = spec.apt.is_some() && payloads.contains_key(p);
+                    let (mut asm, sources) = match (&spec.apt, payloads.get(p)) {
                         (Some(apt), Some(pkgs)) => {
                             let arch = crate::apt::debian_arch(p)?;
-                            let mut asm =
+                            let asm =
                                 crate::rootfs::assemble(pkgs, apt, arch, opts.source_date_epoch)?;
-                            crate::variant::apply_dirs(
-                                &mut asm.tree,
-                                &spec.dir,
-                                opts.source_date_epoch,
-                            )?;
-                            if let Some((name, v)) = variant {
-                                crate::variant::apply(
-                                    &mut asm.tree,
-                                    name,
-                                    v,
-                                    opts.source_date_epoch,
-                                )?;
-                            }
                             for n in &asm.notes {
                                 progress(format!("note {p}: {n}"));
                             }
@@ -425,39 +412,38 @@ pub fn build(opts: &BuildOptions) -> Result<BuildResult> {
                                 .iter()
                                 .map(|(l, _)| (l.name.clone(), l.source.clone()))
                                 .collect();
-                            let pkgs = crate::attach::packages(&asm.tree, &crates_here, &urls_here);
-                            (
-                                crate::layering::split(&asm, &sources, opts.max_layers, &extra),
-                                pkgs,
-                            )
+                            (asm, sources)
                         }
-                        _ => {
-                            let mut empty = crate::rootfs::Assembled {
+                        _ => (
+                            crate::rootfs::Assembled {
                                 tree: Tree::new(),
                                 origin: Default::default(),
                                 notes: Vec::new(),
-                            };
-                            crate::variant::apply_dirs(
-                                &mut empty.tree,
-                                &spec.dir,
-                                opts.source_date_epoch,
-                            )?;
-                            if let Some((name, v)) = variant {
-                                crate::variant::apply(
-                                    &mut empty.tree,
-                                    name,
-                                    v,
-                                    opts.source_date_epoch,
-                                )?;
-                            }
-                            let pkgs =
-                                crate::attach::packages(&empty.tree, &crates_here, &urls_here);
-                            (
-                                crate::layering::split(&empty, &BTreeMap::new(), 1, &extra),
-                                pkgs,
-                            )
-                        }
+                            },
+                            BTreeMap::new(),
+                        ),
                     };
+                    crate::variant::apply_dirs(&mut asm.tree, &spec.dir, opts.source_date_epoch)?;
+                    if let Some((name, v)) = variant {
+                        // Capabilities may name compiled or downloaded tools
+                        // (trip), which live in their own trees.
+                        crate::variant::apply(
+                            &mut asm.tree,
+                            name,
+                            v,
+                            opts.source_date_epoch,
+                            &mut [&mut cargo_tree, &mut url_tree],
+                        )?;
+                    }
+                    let extra = [&cargo_tree, &url_tree, local_tree];
+                    let sbom_packages =
+                        crate::attach::packages(&asm.tree, &crates_here, &urls_here);
+                    let groups = crate::layering::split(
+                        &asm,
+                        &sources,
+                        if with_apt { opts.max_layers } else { 1 },
+                        &extra,
+                    );
                     let mut img = write_image(
                         spec,
                         p,

@@ -324,7 +324,21 @@ impl ExprParser<'_> {
             }
             LicTok::Id(id) if valid_license_id(&id) => {
                 self.pos += 1;
-                self.out.push_str(&id);
+                match id.strip_suffix('+') {
+                    // The deprecated `+` suffix: the GNU licenses have an
+                    // `-or-later` id; validators reject it on the others.
+                    Some(core) => {
+                        let gnu = ["GPL-", "LGPL-", "AGPL-", "GFDL-"]
+                            .iter()
+                            .any(|f| core.starts_with(f));
+                        if !gnu || core.ends_with("-only") || core.ends_with("-or-later") {
+                            return None;
+                        }
+                        self.out.push_str(core);
+                        self.out.push_str("-or-later");
+                    }
+                    None => self.out.push_str(&id),
+                }
                 if self.peek() == Some(&LicTok::With) {
                     self.pos += 1;
                     let toks = self.toks;
@@ -1354,7 +1368,9 @@ License: GPL-3+
             cargo_license("(MIT or Apache-2.0) AND Unicode-3.0").as_deref(),
             Some("(MIT OR Apache-2.0) AND Unicode-3.0")
         );
-        assert_eq!(cargo_license("GPL-2.0+").as_deref(), Some("GPL-2.0+"));
+        assert_eq!(cargo_license("GPL-2.0+").as_deref(), Some("GPL-2.0-or-later"));
+        // Validators reject `+` on licenses without an -or-later id.
+        assert_eq!(cargo_license("MPL-2.0+"), None);
         for bad in [
             "",
             "MIT OR",

@@ -32,8 +32,16 @@ fn write(tree: &mut Tree, path: &str, text: String, mode: u32) -> Result<()> {
     .map_err(|e| bad_input(e.to_string()))
 }
 
-/// Applies `v` (named `name`) to `tree`: account, home, capabilities.
-pub fn apply(tree: &mut Tree, name: &str, v: &VariantSpec, epoch: u64) -> Result<()> {
+/// Applies `v` (named `name`) to `tree`: account, home, capabilities. A
+/// capability's file may also be in one of `extra` (compiled or
+/// downloaded tools laid over the tree).
+pub fn apply(
+    tree: &mut Tree,
+    name: &str,
+    v: &VariantSpec,
+    epoch: u64,
+    extra: &mut [&mut Tree],
+) -> Result<()> {
     let (uid, gid) = v.user;
     let mut passwd = read(tree, "etc/passwd");
     if !passwd
@@ -81,16 +89,21 @@ pub fn apply(tree: &mut Tree, name: &str, v: &VariantSpec, epoch: u64) -> Result
     for (path, text) in &v.capabilities {
         let caps = debian::caps::parse_capabilities(text)
             .map_err(|e| bad_input(format!("variant {name}: {path}: {e}")))?;
-        let p = crate::rootfs::resolve_full(tree, path).ok_or_else(|| {
-            bad_input(format!(
+        let xattr = debian::caps::security_capability_xattr(&caps);
+        let mut set = false;
+        for t in std::iter::once(&mut *tree).chain(extra.iter_mut().map(|t| &mut **t)) {
+            if let Some(p) = crate::rootfs::resolve_full(t, path) {
+                if let Some(e) = t.get_mut(&p) {
+                    e.meta.xattrs.insert("security.capability".into(), xattr.clone());
+                    set = true;
+                    break;
+                }
+            }
+        }
+        if !set {
+            return Err(bad_input(format!(
                 "variant {name}: capabilities for {path}, which is not in the image"
-            ))
-        })?;
-        if let Some(e) = tree.get_mut(&p) {
-            e.meta.xattrs.insert(
-                "security.capability".into(),
-                debian::caps::security_capability_xattr(&caps),
-            );
+            )));
         }
     }
     Ok(())

@@ -35,7 +35,12 @@ pub struct UrlInstalled {
 
 /// The packages of one platform image: the dpkg database of `tree`, every
 /// compiled crate with its locked dependencies, and the url downloads.
-pub fn packages(tree: &Tree, crates: &[&CrateLock], urls: &[UrlInstalled]) -> Vec<SbomPackage> {
+pub fn packages(
+    tree: &Tree,
+    crates: &[&CrateLock],
+    triple: Option<&str>,
+    urls: &[UrlInstalled],
+) -> Vec<SbomPackage> {
     let status = crate::rootfs::read_body(tree, "var/lib/dpkg/status")
         .map(|b| String::from_utf8_lossy(&b).to_string())
         .unwrap_or_default();
@@ -64,7 +69,21 @@ pub fn packages(tree: &Tree, crates: &[&CrateLock], urls: &[UrlInstalled]) -> Ve
         let root_license = licenses
             .get(&(c.name.as_str(), c.version.as_str()))
             .and_then(|l| sbom::cargo_license(l));
+        // Packages the target's build does not use (other operating
+        // systems' dependencies) are left out; edges to them drop with them.
+        let unused: std::collections::BTreeSet<(&str, &str)> = match triple {
+            Some(t) if c.packages.iter().any(|p| !p.targets.is_empty()) => c
+                .packages
+                .iter()
+                .filter(|p| !p.targets.iter().any(|x| x == t))
+                .map(|p| (p.name.as_str(), p.version.as_str()))
+                .collect(),
+            _ => Default::default(),
+        };
         for p in sbom::cargo_packages(&c.lockfile, &c.name, root_license.as_deref(), &license_of) {
+            if unused.contains(&(p.name.as_str(), p.version.as_str())) {
+                continue;
+            }
             let key = sbom::pkg_ref(&p.kind, &p.name, &p.version, p.arch.as_deref());
             match cargo.get_mut(&key) {
                 Some(existing) => {

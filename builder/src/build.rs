@@ -436,8 +436,12 @@ pub fn build(opts: &BuildOptions) -> Result<BuildResult> {
                         )?;
                     }
                     let extra = [&cargo_tree, &url_tree, local_tree];
-                    let sbom_packages =
-                        crate::attach::packages(&asm.tree, &crates_here, &urls_here);
+                    let sbom_packages = crate::attach::packages(
+                        &asm.tree,
+                        &crates_here,
+                        crate::crates::musl_triple(p),
+                        &urls_here,
+                    );
                     let groups = crate::layering::split(
                         &asm,
                         &sources,

@@ -107,6 +107,57 @@ pub struct LockedDep {
     /// The package's declared license (its manifest's `license`), for the SBOM.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub license: Option<String>,
+    /// The musl targets whose build uses the package (host-side build
+    /// dependencies included); empty in locks made before this was recorded.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub targets: Vec<String>,
+}
+
+/// Every musl target a platform of a spec can map to.
+const MUSL_TRIPLES: [&str; 8] = [
+    "x86_64-unknown-linux-musl",
+    "aarch64-unknown-linux-musl",
+    "armv7-unknown-linux-musleabihf",
+    "arm-unknown-linux-musleabihf",
+    "i686-unknown-linux-musl",
+    "riscv64gc-unknown-linux-musl",
+    "powerpc64le-unknown-linux-musl",
+    "s390x-unknown-linux-musl",
+];
+
+/// The (name, version) of every package reachable from the root in the
+/// `resolve` graph of `cargo metadata` output.
+fn reachable_packages(meta: &serde_json::Value) -> BTreeSet<(String, String)> {
+    let mut by_id: HashMap<&str, (String, String)> = HashMap::new();
+    for p in meta["packages"].as_array().into_iter().flatten() {
+        if let (Some(id), Some(n), Some(v)) =
+            (p["id"].as_str(), p["name"].as_str(), p["version"].as_str())
+        {
+            by_id.insert(id, (n.to_string(), v.to_string()));
+        }
+    }
+    let mut deps: HashMap<&str, Vec<&str>> = HashMap::new();
+    for n in meta["resolve"]["nodes"].as_array().into_iter().flatten() {
+        if let Some(id) = n["id"].as_str() {
+            let d = n["deps"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(|d| d["pkg"].as_str())
+                .collect();
+            deps.insert(id, d);
+        }
+    }
+    let mut seen: BTreeSet<&str> = BTreeSet::new();
+    let mut todo: Vec<&str> = meta["resolve"]["root"].as_str().into_iter().collect();
+    while let Some(id) = todo.pop() {
+        if seen.insert(id) {
+            todo.extend(deps.get(id).into_iter().flatten().copied());
+        }
+    }
+    seen.into_iter()
+        .filter_map(|id| by_id.get(id).cloned())
+        .collect()
 }
 
 /// A binary compiled for one platform, ready to be laid into the image.
@@ -227,6 +278,11 @@ struct TargetInfo {
     /// The linker when `cross` (a glibc cross gcc: rustc brings musl's
     /// start files and libc itself).
     linker: &'static str,
+}
+
+/// The Rust musl target of a platform, when there is one.
+pub fn musl_triple(platform: &Platform) -> Option<&'static str> {
+    target_info(platform).ok().map(|t| t.triple)
 }
 
 fn target_info(platform: &Platform) -> Result<TargetInfo> {
@@ -536,6 +592,42 @@ pub fn lock_crate(spec: &CrateSpec, base_dir: &Path, work: &Path) -> Result<Crat
     }
     for p in &mut packages {
         p.license = licenses.remove(&(p.name.clone(), p.version.clone()));
+    }
+    // Which packages each musl target really builds (with the spec's
+    // features): a Cargo.lock also lists Windows and macOS dependencies,
+    // which an SBOM of a Linux image must not claim.
+    for triple in MUSL_TRIPLES {
+        let mut cmd = tc.cargo();
+        cmd.args([
+            "metadata",
+            "--format-version",
+            "1",
+            "--locked",
+            "--filter-platform",
+            triple,
+        ]);
+        if spec.no_default_features {
+            cmd.arg("--no-default-features");
+        }
+        if !spec.features.is_empty() {
+            cmd.arg("--features").arg(spec.features.join(","));
+        }
+        let out = cmd
+            .arg("--manifest-path")
+            .arg(src.join("Cargo.toml"))
+            .output()
+            .map_err(|e| bad_input(format!("cannot run cargo: {e}")))?;
+        if !out.status.success() {
+            return Err(cargo_failure(&who, &String::from_utf8_lossy(&out.stderr)));
+        }
+        let meta: serde_json::Value = serde_json::from_slice(&out.stdout)
+            .map_err(|e| bad_input(format!("{who}: cargo metadata: {e}")))?;
+        let used = reachable_packages(&meta);
+        for p in &mut packages {
+            if used.contains(&(p.name.clone(), p.version.clone())) {
+                p.targets.push(triple.to_string());
+            }
+        }
     }
     Ok(CrateLock {
         name: spec.name.clone(),
@@ -1214,6 +1306,7 @@ fn parse_lockfile(text: &str) -> std::result::Result<Vec<LockedDep>, String> {
             version,
             checksum,
             license: None,
+            targets: Vec::new(),
         });
     }
     Ok(out)

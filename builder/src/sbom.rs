@@ -1368,7 +1368,10 @@ License: GPL-3+
             cargo_license("(MIT or Apache-2.0) AND Unicode-3.0").as_deref(),
             Some("(MIT OR Apache-2.0) AND Unicode-3.0")
         );
-        assert_eq!(cargo_license("GPL-2.0+").as_deref(), Some("GPL-2.0-or-later"));
+        assert_eq!(
+            cargo_license("GPL-2.0+").as_deref(),
+            Some("GPL-2.0-or-later")
+        );
         // Validators reject `+` on licenses without an -or-later id.
         assert_eq!(cargo_license("MPL-2.0+"), None);
         for bad in [

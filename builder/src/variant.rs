@@ -94,7 +94,9 @@ pub fn apply(
         for t in std::iter::once(&mut *tree).chain(extra.iter_mut().map(|t| &mut **t)) {
             if let Some(p) = crate::rootfs::resolve_full(t, path) {
                 if let Some(e) = t.get_mut(&p) {
-                    e.meta.xattrs.insert("security.capability".into(), xattr.clone());
+                    e.meta
+                        .xattrs
+                        .insert("security.capability".into(), xattr.clone());
                     set = true;
                     break;
                 }

@@ -101,7 +101,28 @@ fn a_killed_build_leaves_cache_and_layout_usable() {
             .arg(format!("oci:{}:test", out.display())));
         assert!(raw.contains("manifests"));
     }
+    // The killed builds' staging folders beside the output (at least the
+    // later kills got that far) are removed by the next build.
+    let stages = || -> Vec<String> {
+        std::fs::read_dir(t.path())
+            .unwrap()
+            .flatten()
+            .map(|e| e.file_name().to_string_lossy().to_string())
+            .filter(|n| n.starts_with(".out.tmp-"))
+            .collect()
+    };
+    // Plus two made here: one whose writer has exited, one whose writer
+    // (this test) lives and so must be left alone.
+    let mut gone = Command::new("true").spawn().unwrap();
+    let gone_pid = gone.id();
+    gone.wait().unwrap();
+    for (name, pid) in [("dead", gone_pid), ("live", std::process::id())] {
+        let d = t.path().join(format!(".out.tmp-{name}"));
+        std::fs::create_dir_all(d.join("blobs/sha256")).unwrap();
+        std::fs::write(d.join(".netshoot-build-pid"), pid.to_string()).unwrap();
+    }
     let after = ok(&mut build(&spec, &out, &cache)).trim().to_string();
+    assert_eq!(stages(), [".out.tmp-live"]);
     assert_ne!(after, good, "the input changed");
     // Every blob of the layout is intact.
     ok(Command::new("skopeo")

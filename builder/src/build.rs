@@ -1092,6 +1092,40 @@ fn write_index(spec: &Spec, images: &[BuiltImage], layout: &OciLayout) -> Result
     Ok(layout.put_json(&index)?)
 }
 
+/// File in a staging folder naming the process that writes it.
+const STAGE_OWNER: &str = ".netshoot-build-pid";
+
+/// Removes staging folders under `parent` named `prefix*` whose writer is
+/// gone (a build killed with SIGKILL cannot clean up after itself).
+fn remove_dead_stages(parent: &Path, prefix: &str) {
+    let Ok(entries) = std::fs::read_dir(parent) else {
+        return;
+    };
+    for e in entries.flatten() {
+        if !e.file_name().to_string_lossy().starts_with(prefix) {
+            continue;
+        }
+        let owner = std::fs::read_to_string(e.path().join(STAGE_OWNER))
+            .ok()
+            .and_then(|p| p.trim().parse::<u32>().ok());
+        // A stage without an owner file is a moment old or from an older
+        // version: leave it unless it is old.
+        let old = e
+            .metadata()
+            .and_then(|m| m.modified())
+            .ok()
+            .and_then(|t| t.elapsed().ok())
+            .is_some_and(|age| age > std::time::Duration::from_secs(24 * 3600));
+        let dead = match owner {
+            Some(pid) => !Path::new(&format!("/proc/{pid}")).exists(),
+            None => old,
+        };
+        if dead {
+            let _ = std::fs::remove_dir_all(e.path());
+        }
+    }
+}
+
 /// The output being written: a staging layout beside the destination,
 /// merged into it only on success.
 struct Stage {
@@ -1123,10 +1157,15 @@ impl Stage {
             .file_name()
             .map(|n| n.to_string_lossy().to_string())
             .unwrap_or_else(|| "out".into());
+        let prefix = format!(".{name}.tmp-");
+        remove_dead_stages(&parent, &prefix);
         let dir = tempfile::Builder::new()
-            .prefix(&format!(".{name}.tmp-"))
+            .prefix(&prefix)
             .tempdir_in(&parent)
             .map_err(|e| bad_input(format!("--out {}: {e}", dest.display())))?;
+        // Whose stage this is, so a later build can tell a killed build's
+        // leftovers from a concurrent build's work.
+        std::fs::write(dir.path().join(STAGE_OWNER), std::process::id().to_string())?;
         OciLayout::create(dir.path())?;
         Ok(Stage {
             dest: dest.to_path_buf(),

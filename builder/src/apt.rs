@@ -311,6 +311,21 @@ pub fn fetch_payloads(
     cache: &Cache,
     log: &(dyn Fn(String) + Sync),
 ) -> Result<Vec<(LockedPackage, Payload)>> {
+    let none = crate::progress::Task::none();
+    fetch_payloads_with(spec, apt, mirrors, lock, cache, log, &none)
+}
+
+/// [`fetch_payloads`] advancing `bar` by one per package done (fetched or
+/// found in the cache).
+pub fn fetch_payloads_with(
+    spec: &Spec,
+    apt: &AptSpec,
+    mirrors: &MirrorConfig,
+    lock: &AptLock,
+    cache: &Cache,
+    log: &(dyn Fn(String) + Sync),
+    bar: &crate::progress::Task,
+) -> Result<Vec<(LockedPackage, Payload)>> {
     let jobs = 4usize;
     let items: Vec<&LockedPackage> = lock.packages.iter().collect();
     let results: Vec<Result<Payload>> = std::thread::scope(|s| {
@@ -330,7 +345,11 @@ pub fn fetch_payloads(
                 s.spawn(move || {
                     chunk
                         .into_iter()
-                        .map(|(i, p)| (i, payload_for(spec, apt, mirrors, p, cache, log)))
+                        .map(|(i, p)| {
+                            let r = payload_for(spec, apt, mirrors, p, cache, log);
+                            bar.inc(1);
+                            (i, r)
+                        })
                         .collect::<Vec<_>>()
                 })
             })

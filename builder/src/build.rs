@@ -44,8 +44,11 @@ pub struct BuildOptions {
     pub source_date_epoch: u64,
     /// Worker threads for compression (never changes the bytes).
     pub threads: usize,
-    /// No progress on stderr.
+    /// No progress on stderr (overrides `progress`).
     pub quiet: bool,
+    /// How progress is shown on stderr: plain lines, or bars on a
+    /// terminal (see [`crate::progress`]).
+    pub progress: crate::progress::Progress,
     /// Mirrors from flags and the host.
     pub mirrors: crate::apt::MirrorConfig,
     /// Fail instead of relocking when the lock is missing or stale.
@@ -181,7 +184,12 @@ pub fn source_date_epoch_from_env() -> Result<u64> {
 pub fn build(opts: &BuildOptions) -> Result<BuildResult> {
     let mut spec = Spec::load(&opts.spec)?;
     let platforms = select_platforms(&spec, &opts.platforms)?;
-    let cache = Cache::open(opts.cache.as_deref())?;
+    let prog = if opts.quiet {
+        crate::progress::Progress::quiet()
+    } else {
+        opts.progress.clone()
+    };
+    let cache = Cache::open(opts.cache.as_deref())?.with_progress(prog.clone());
     let variant = match &opts.variant {
         None => None,
         Some(v) => Some((
@@ -216,11 +224,7 @@ pub fn build(opts: &BuildOptions) -> Result<BuildResult> {
     let version = spec.image.tag.clone();
     spec.image.labels = image_labels(&spec, &version, &opts.labels, opts.source_date_epoch)?;
     let spec = spec;
-    let progress = |msg: String| {
-        if !opts.quiet {
-            eprintln!("{msg}");
-        }
-    };
+    let progress = |msg: String| prog.step(msg);
 
     let base = spec.base_dir();
     let local_tree = local_layer(&spec, &base, opts.source_date_epoch)?;
@@ -282,7 +286,7 @@ pub fn build(opts: &BuildOptions) -> Result<BuildResult> {
             })?;
             crate_locks.push((c.clone(), cl.clone()));
             for p in &platforms {
-                let built = crate::crates::build_crate(
+                let built = crate::crates::build_crate_with(
                     c,
                     &cl,
                     &spec.base_dir(),
@@ -290,6 +294,7 @@ pub fn build(opts: &BuildOptions) -> Result<BuildResult> {
                     cache.root(),
                     opts.source_date_epoch,
                     &progress,
+                    &prog,
                 )?;
                 binaries.entry(p.clone()).or_default().extend(built);
             }
@@ -303,7 +308,18 @@ pub fn build(opts: &BuildOptions) -> Result<BuildResult> {
                     crate::lockfile::path_for(&spec.path).display()
                 ))
             })?;
-            let got = crate::apt::fetch_payloads(&spec, apt, &opts.mirrors, pl, &cache, &progress)?;
+            let bar = prog.bar(pl.packages.len() as u64, "packages");
+            bar.set_message(p.to_string());
+            let got = crate::apt::fetch_payloads_with(
+                &spec,
+                apt,
+                &opts.mirrors,
+                pl,
+                &cache,
+                &progress,
+                &bar,
+            )?;
+            drop(bar);
             payloads.insert(p.clone(), got);
         }
     }
@@ -330,6 +346,7 @@ pub fn build(opts: &BuildOptions) -> Result<BuildResult> {
                 let local_tree = &local_tree;
                 let layout = &layout;
                 let progress = &progress;
+                let prog = &prog;
                 let payloads = &payloads;
                 let binaries = &binaries;
                 let crate_locks = &crate_locks;
@@ -455,6 +472,7 @@ pub fn build(opts: &BuildOptions) -> Result<BuildResult> {
                         layout,
                         &lopts,
                         progress,
+                        prog,
                         variant.map(|(_, v)| format!("{}:{}", v.user.0, v.user.1)),
                         layer_cache.as_ref(),
                     )?;
@@ -927,6 +945,7 @@ fn write_image(
     layout: &OciLayout,
     lopts: &LayerOptions,
     progress: &(dyn Fn(String) + Sync),
+    bars: &crate::progress::Progress,
     user: Option<String>,
     layer_cache: Option<&crate::layercache::LayerCache>,
 ) -> Result<BuiltImage> {
@@ -943,10 +962,13 @@ fn write_image(
         let (info, blob) = match layer_cache.and_then(|c| c.get(&fp, layout)) {
             Some(hit) => hit,
             None => {
-                let w = layout.blob_writer()?;
+                let spinner = bars.byte_spinner("layer");
+                spinner.set_message(format!("{platform} {name}"));
+                let w = spinner.writer(layout.blob_writer()?);
                 let (info, w) = write_layer(&tree, lopts, w)
                     .with_context(|| format!("writing layer {name} for {platform}"))?;
-                let blob = w.commit()?;
+                drop(spinner);
+                let blob = w.into_inner().commit()?;
                 if let Some(c) = layer_cache {
                     c.put(&fp, layout, &info, &blob);
                 }

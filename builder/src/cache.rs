@@ -12,6 +12,8 @@ use std::time::Duration;
 #[derive(Clone, Debug)]
 pub struct Cache {
     root: PathBuf,
+    /// Where download bars go (none unless [`Cache::with_progress`]).
+    progress: crate::progress::Progress,
 }
 
 impl Cache {
@@ -24,7 +26,16 @@ impl Cache {
         };
         std::fs::create_dir_all(root.join("blobs/sha256"))
             .map_err(|e| bad_input(format!("cache {}: {e}", root.display())))?;
-        Ok(Cache { root })
+        Ok(Cache {
+            root,
+            progress: crate::progress::Progress::quiet(),
+        })
+    }
+
+    /// The same cache, showing a bar per download on `progress`.
+    pub fn with_progress(mut self, progress: crate::progress::Progress) -> Cache {
+        self.progress = progress;
+        self
     }
 
     /// The cache's folder.
@@ -65,7 +76,7 @@ impl Cache {
             .tempfile_in(self.root.join("blobs/sha256"))
             .map_err(|e| bad_input(format!("cache {}: {e}", self.root.display())))?;
         let mut w = HashingWriter::new(io::BufWriter::new(tmp));
-        get_into(url, &mut w)?;
+        get_into_with(url, &mut w, &self.progress)?;
         let (buf, digest, _) = w.finish();
         let tmp = buf
             .into_inner()
@@ -99,6 +110,15 @@ pub fn http_client() -> Result<reqwest::blocking::Client> {
 
 /// Streams the body of `url` into `out`. A `file://` URL is read from disk.
 pub fn get_into(url: &str, out: &mut impl Write) -> Result<u64> {
+    get_into_with(url, out, &crate::progress::Progress::quiet())
+}
+
+/// [`get_into`] with a bytes bar on `progress` while an HTTP body comes in.
+pub fn get_into_with(
+    url: &str,
+    out: &mut impl Write,
+    progress: &crate::progress::Progress,
+) -> Result<u64> {
     if let Some(path) = url.strip_prefix("file://") {
         let mut f = std::fs::File::open(path).map_err(|e| bad_input(format!("{url}: {e}")))?;
         return io::copy(&mut f, out).map_err(|e| bad_input(format!("{url}: {e}")));
@@ -111,6 +131,13 @@ pub fn get_into(url: &str, out: &mut impl Write) -> Result<u64> {
     if !resp.status().is_success() {
         return Err(network(format!("{url}: HTTP {}", resp.status())));
     }
+    let bar = progress.bytes(resp.content_length(), "download");
+    bar.set_message(
+        url.rsplit('/')
+            .find(|s| !s.is_empty())
+            .unwrap_or(url)
+            .to_string(),
+    );
     let mut buf = vec![0u8; 256 * 1024];
     let mut total = 0u64;
     loop {
@@ -123,6 +150,7 @@ pub fn get_into(url: &str, out: &mut impl Write) -> Result<u64> {
         out.write_all(&buf[..n])
             .map_err(|e| bad_input(format!("writing {url} to the cache: {e}")))?;
         total += n as u64;
+        bar.inc(n as u64);
     }
     Ok(total)
 }

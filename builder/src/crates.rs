@@ -657,6 +657,31 @@ pub fn build_crate(
     source_date_epoch: u64,
     log: &dyn Fn(String),
 ) -> Result<Vec<BuiltBinary>> {
+    let quiet = crate::progress::Progress::quiet();
+    build_crate_with(
+        spec,
+        lock,
+        base_dir,
+        platform,
+        cache_dir,
+        source_date_epoch,
+        log,
+        &quiet,
+    )
+}
+
+/// [`build_crate`] with a spinner on `progress` while cargo runs.
+#[allow(clippy::too_many_arguments)]
+pub fn build_crate_with(
+    spec: &CrateSpec,
+    lock: &CrateLock,
+    base_dir: &Path,
+    platform: &Platform,
+    cache_dir: &Path,
+    source_date_epoch: u64,
+    log: &dyn Fn(String),
+    progress: &crate::progress::Progress,
+) -> Result<Vec<BuiltBinary>> {
     spec.check()?;
     if spec.skips(platform) {
         log(format!(
@@ -789,9 +814,12 @@ pub fn build_crate(
         &lock.version,
         source_date_epoch,
     );
+    let spinner = progress.spinner("cargo");
+    spinner.set_message(format!("build {who} for {triple}"));
     let out = cmd
         .output()
         .map_err(|e| bad_input(format!("cannot run {}: {e}", tc.cargo.display())))?;
+    drop(spinner);
     if !out.status.success() {
         return Err(cargo_failure(
             &format!("{who} for {triple}"),

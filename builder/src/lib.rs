@@ -12,6 +12,7 @@ pub mod inspect;
 pub mod layercache;
 pub mod layering;
 pub mod lockfile;
+pub mod progress;
 pub mod push;
 pub mod rootfs;
 pub mod sbom;

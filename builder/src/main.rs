@@ -1,9 +1,10 @@
 //! The `netshoot-build` command line: parses arguments and hands over to
 //! the library. Every failure prints one line and exits non-zero.
 
-use clap::{Args, Parser, Subcommand, ValueEnum};
+use clap::{Args, CommandFactory, Parser, Subcommand, ValueEnum};
 use image_layout::{Compression, OciLayout, Platform};
 use netshoot_build::error::{bad_input, exit_code, one_line, Result};
+use netshoot_build::progress::Progress;
 use netshoot_build::{build, inspect};
 use std::path::PathBuf;
 
@@ -36,6 +37,25 @@ enum Command {
     Pull(netshoot_build::push::PullArgs),
     /// Print the SBOM attached to one platform of a layout.
     Sbom(SbomArgs),
+    /// Print a shell completion script on stdout.
+    Completions(CompletionsArgs),
+    /// Print the man page on stdout, or write one per command into a folder.
+    Man(ManArgs),
+}
+
+#[derive(Args, Debug)]
+struct CompletionsArgs {
+    /// The shell: bash, zsh, fish, elvish or powershell.
+    #[arg(value_enum)]
+    shell: clap_complete::Shell,
+}
+
+#[derive(Args, Debug)]
+struct ManArgs {
+    /// Write netshoot-build.1 and netshoot-build-<command>.1 pages into
+    /// this folder (created if missing) instead of printing the main page.
+    #[arg(long, value_name = "DIR")]
+    out: Option<PathBuf>,
 }
 
 #[derive(Args, Debug)]
@@ -266,6 +286,7 @@ fn run(cli: Cli) -> Result<()> {
                     .jobs
                     .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get())),
                 quiet: a.quiet,
+                progress: Progress::detect(a.quiet),
                 mirrors: netshoot_build::apt::MirrorConfig::from_flags(&a.mirror)?,
                 locked: a.locked,
                 max_layers: a.layers,
@@ -351,6 +372,7 @@ fn run(cli: Cli) -> Result<()> {
                 source_date_epoch: build::source_date_epoch_from_env()?,
                 threads: std::thread::available_parallelism().map_or(1, |n| n.get()),
                 quiet: true,
+                progress: Progress::quiet(),
                 mirrors: netshoot_build::apt::MirrorConfig::from_flags(&a.mirror)?,
                 locked: true,
                 max_layers: a.layers,
@@ -403,16 +425,19 @@ fn run(cli: Cli) -> Result<()> {
         Command::Lock(a) => {
             let spec = netshoot_build::spec::Spec::load(&a.spec)?;
             let mirrors = netshoot_build::apt::MirrorConfig::from_flags(&a.mirror)?;
-            let quiet = a.quiet;
-            let log = move |m: String| {
-                if !quiet {
-                    eprintln!("{m}");
-                }
-            };
-            let cache = netshoot_build::cache::Cache::open(a.cache.as_deref())?;
+            let progress = Progress::detect(a.quiet);
+            let log = |m: String| progress.step(m);
+            let cache = netshoot_build::cache::Cache::open(a.cache.as_deref())?
+                .with_progress(progress.clone());
             build::lock(&spec, &mirrors, &a.profile, &cache, &log)?;
             Ok(())
         }
+        Command::Completions(a) => {
+            let mut cmd = Cli::command();
+            clap_complete::generate(a.shell, &mut cmd, "netshoot-build", &mut std::io::stdout());
+            Ok(())
+        }
+        Command::Man(a) => man(a.out.as_deref()),
         Command::Inspect(a) => {
             let r = inspect::inspect(&a.layout, a.tag.as_deref(), a.sizes)?;
             if a.json {
@@ -423,6 +448,39 @@ fn run(cli: Cli) -> Result<()> {
             Ok(())
         }
     }
+}
+
+/// `netshoot-build man`: the main page on stdout, or every page into `out`.
+fn man(out: Option<&std::path::Path>) -> Result<()> {
+    // No page for `help`: `--help` covers it.
+    let cmd = Cli::command().disable_help_subcommand(true);
+    let Some(dir) = out else {
+        let mut page = Vec::new();
+        clap_mangen::Man::new(cmd).render(&mut page)?;
+        use std::io::Write;
+        std::io::stdout().write_all(&page)?;
+        return Ok(());
+    };
+    std::fs::create_dir_all(dir).map_err(|e| bad_input(format!("--out {}: {e}", dir.display())))?;
+    // One page per command, nested ones included (netshoot-build-cache-prune.1).
+    fn pages(cmd: clap::Command, dir: &std::path::Path, wrote: &mut Vec<PathBuf>) -> Result<()> {
+        for sub in cmd.get_subcommands().filter(|s| !s.is_hide_set()).cloned() {
+            pages(sub, dir, wrote)?;
+        }
+        let man = clap_mangen::Man::new(cmd);
+        let path = dir.join(man.get_filename());
+        let mut page = Vec::new();
+        man.render(&mut page)?;
+        std::fs::write(&path, page).map_err(|e| bad_input(format!("{}: {e}", path.display())))?;
+        wrote.push(path);
+        Ok(())
+    }
+    let mut cmd = cmd;
+    cmd.build();
+    let mut wrote = Vec::new();
+    pages(cmd, dir, &mut wrote)?;
+    eprintln!("wrote {} man pages to {}", wrote.len(), dir.display());
+    Ok(())
 }
 
 fn parse_label(s: &str) -> std::result::Result<(String, String), String> {

@@ -2,10 +2,12 @@
 //! of the `registry` crate. Progress goes to stderr, the result to stdout.
 
 use crate::error::{bad_input, network, verification};
+use crate::progress::{Progress, Task};
 use anyhow::Context;
 use clap::Args;
 use image_layout::{OciLayout, Platform};
 use registry::{BlobOutcome, Client, ClientOptions, ProgressEvent, Reference};
+use std::cell::OnceCell;
 use std::io::BufRead;
 use std::path::PathBuf;
 
@@ -55,6 +57,10 @@ pub struct PushArgs {
     /// Push only these platforms (a new index lists them); may be repeated.
     #[arg(long, value_delimiter = ',')]
     pub platform: Vec<String>,
+    /// Print a JSON summary on stdout (reference, digest, tags, blob
+    /// counts, bytes) instead of the `REF@digest` line.
+    #[arg(long)]
+    pub json: bool,
     #[command(flatten)]
     pub connect: ConnectArgs,
     /// Where to push: `registry[:port]/repository[:tag]`.
@@ -137,33 +143,44 @@ fn short(d: &image_layout::Digest) -> &str {
     &d.hex()[..12]
 }
 
-fn print_progress(quiet: bool) -> impl Fn(ProgressEvent) {
+/// Shows a transfer's events on `progress`: a step line per blob and
+/// manifest, and (on a terminal) a bytes bar over all blobs, `prefix`
+/// naming the direction. The bar is removed when the returned closure is
+/// dropped.
+fn show_progress<'a>(progress: &'a Progress, prefix: &'static str) -> impl Fn(ProgressEvent) + 'a {
+    let bar: OnceCell<Task> = OnceCell::new();
     move |ev| {
-        if quiet {
+        if progress.is_quiet() {
             return;
         }
         match ev {
-            ProgressEvent::BlobStarted { .. } => {}
+            ProgressEvent::BlobStarted { size, .. } => {
+                bar.get_or_init(|| progress.bytes(Some(0), prefix))
+                    .inc_length(size);
+            }
             ProgressEvent::BlobDone {
                 digest,
                 size,
                 outcome,
             } => {
+                if let Some(b) = bar.get() {
+                    b.inc(size);
+                }
                 let how = match outcome {
                     BlobOutcome::Uploaded => "pushed".to_string(),
                     BlobOutcome::Skipped => "exists".to_string(),
                     BlobOutcome::Mounted { from } => format!("mounted from {from}"),
                     BlobOutcome::Downloaded => "pulled".to_string(),
                 };
-                eprintln!("  {} {:>10} bytes  {how}", short(&digest), size);
+                progress.step(format!("  {} {:>10} bytes  {how}", short(&digest), size));
             }
             ProgressEvent::ManifestPushed { reference, digest } => {
                 if reference.starts_with("sha256:") {
-                    eprintln!("  {} manifest", short(&digest));
+                    progress.step(format!("  {} manifest", short(&digest)));
                 } else if reference.starts_with("sha256-") {
-                    eprintln!("  {} referrers index {reference}", short(&digest));
+                    progress.step(format!("  {} referrers index {reference}", short(&digest)));
                 } else {
-                    eprintln!("  tagged {reference}");
+                    progress.step(format!("  tagged {reference}"));
                 }
             }
             ProgressEvent::Retrying {
@@ -171,9 +188,28 @@ fn print_progress(quiet: bool) -> impl Fn(ProgressEvent) {
                 attempt,
                 error,
                 delay,
-            } => eprintln!("  retry {attempt} of {what} in {delay:?}: {error}"),
+            } => progress.step(format!("  retry {attempt} of {what} in {delay:?}: {error}")),
         }
     }
+}
+
+/// The `push --json` document.
+fn push_json(r: &registry::PushReport) -> serde_json::Value {
+    serde_json::json!({
+        "reference": r.reference.to_string(),
+        "digest": r.digest.to_string(),
+        "media_type": r.media_type,
+        "tags": r.tags,
+        "blobs": {
+            "pushed": r.blobs_uploaded,
+            "present": r.blobs_skipped,
+            "mounted": r.blobs_mounted,
+        },
+        "bytes_pushed": r.blob_bytes_uploaded,
+        "bytes_sent": r.bytes_sent,
+        "manifests_pushed": r.manifests_pushed,
+        "referrers_tags": r.referrers_tags,
+    })
 }
 
 /// Formats a byte count for people: `0 B`, `512 B`, `1.5 KiB`, `210.3 MiB`.
@@ -212,8 +248,10 @@ fn summary(r: &registry::PushReport) -> String {
     line
 }
 
-/// Runs `netshoot-build push`: prints `REF@sha256:...` on stdout.
+/// Runs `netshoot-build push`: prints `REF@sha256:...` on stdout, or with
+/// `--json` a JSON summary.
 pub fn run_push(args: PushArgs) -> anyhow::Result<()> {
+    let progress = Progress::detect(args.connect.quiet);
     let target = reference(&args.reference)?;
     let platforms = parse_platforms(&args.platform)?;
     // An archive is unpacked into a temporary layout that lives until the
@@ -251,18 +289,21 @@ pub fn run_push(args: PushArgs) -> anyhow::Result<()> {
             (!platforms.is_empty()).then_some(platforms.as_slice()),
             &target,
             &args.tag,
-            &print_progress(args.connect.quiet),
+            &show_progress(&progress, "push"),
         )
         .map_err(classify)?;
-    if !args.connect.quiet {
-        eprintln!("{}", summary(&report));
+    progress.step(summary(&report));
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&push_json(&report))?);
+    } else {
+        println!("{}", report.reference);
     }
-    println!("{}", report.reference);
     Ok(())
 }
 
 /// Runs `netshoot-build pull`: prints `REF@sha256:...` on stdout.
 pub fn run_pull(args: PullArgs) -> anyhow::Result<()> {
+    let progress = Progress::detect(args.connect.quiet);
     let source = reference(&args.reference)?;
     let platforms = parse_platforms(&args.platform)?;
     let tag = args
@@ -278,7 +319,7 @@ pub fn run_pull(args: PullArgs) -> anyhow::Result<()> {
                 (!platforms.is_empty()).then_some(platforms.as_slice()),
                 layout,
                 &tag,
-                &print_progress(args.connect.quiet),
+                &show_progress(&progress, "pull"),
             )
             .map_err(classify)?;
         Ok(image_layout::Digest::from(desc.digest()))

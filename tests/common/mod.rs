@@ -48,6 +48,8 @@ pub struct FileServer {
     files: Arc<Mutex<BTreeMap<String, Vec<u8>>>>,
     pub requests: Arc<AtomicU64>,
     stop: Arc<AtomicBool>,
+    /// Milliseconds over which each response is trickled (0: at once).
+    delay_ms: Arc<AtomicU64>,
 }
 
 impl FileServer {
@@ -58,7 +60,9 @@ impl FileServer {
         let files: Arc<Mutex<BTreeMap<String, Vec<u8>>>> = Default::default();
         let requests = Arc::new(AtomicU64::new(0));
         let stop = Arc::new(AtomicBool::new(false));
+        let delay_ms = Arc::new(AtomicU64::new(0));
         let (f, r, s) = (files.clone(), requests.clone(), stop.clone());
+        let d = delay_ms.clone();
         std::thread::spawn(move || {
             // Bounded: the loop ends when the server is dropped, and each
             // connection is served with timeouts.
@@ -93,7 +97,21 @@ impl FileServer {
                             }
                             None => b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n".to_vec(),
                         };
-                        let _ = conn.write_all(&resp);
+                        let delay = d.load(Ordering::Relaxed);
+                        if delay == 0 {
+                            let _ = conn.write_all(&resp);
+                        } else {
+                            // Slow mirror: the response in 20 pieces
+                            // spread over the delay.
+                            let piece = resp.len().div_ceil(20).max(1);
+                            for c in resp.chunks(piece) {
+                                if conn.write_all(c).is_err() {
+                                    break;
+                                }
+                                let _ = conn.flush();
+                                std::thread::sleep(Duration::from_millis(delay / 20));
+                            }
+                        }
                     }
                     Err(_) => std::thread::sleep(Duration::from_millis(5)),
                 }
@@ -104,7 +122,15 @@ impl FileServer {
             files,
             requests,
             stop,
+            delay_ms,
         }
+    }
+
+    /// Makes every later response take about `delay` (sent in pieces), so
+    /// that a download's progress can be watched; zero restores at once.
+    pub fn set_delay(&self, delay: Duration) {
+        self.delay_ms
+            .store(delay.as_millis() as u64, Ordering::Relaxed);
     }
 
     /// Serves `data` at `path` and returns its URL.

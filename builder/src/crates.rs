@@ -708,12 +708,15 @@ pub fn build_crate_with(
     };
     let cache_dir = std::path::absolute(cache_dir)
         .map_err(|e| bad_input(format!("cache {}: {e}", cache_dir.display())))?;
+    // The compiler's name counts as well as its version: the musl wrapper
+    // and the plain cross gcc report the same version but see different
+    // headers.
     let key = cache_key(
         spec,
         lock,
         triple,
         &tc.version,
-        &cc_version,
+        &format!("{cc} {cc_version}"),
         source_date_epoch,
     );
     let crates_dir = cache_dir.join("crates");

@@ -15,7 +15,7 @@ use netshoot_build::error::{exit_code, one_line};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::{Mutex, OnceLock};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 fn fixtures() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures")
@@ -214,8 +214,8 @@ fn warm_build_runs_no_cargo() {
         logs.iter().any(|l| l.starts_with("cached crate cratefix")),
         "{logs:?}"
     );
+    // How long it took is for `make bench-crates`, not a test assertion.
     eprintln!("warm build took {took:?}");
-    assert!(took < Duration::from_secs(5), "warm build took {took:?}");
 }
 
 #[test]
@@ -414,4 +414,34 @@ path = "cratefix"
         Some("cratefix 42 hello from C x86_64"),
         "{stdout}"
     );
+
+    // Another C compiler that reports the very same version (a wrapper
+    // around musl-gcc) is another cache key: the crate is compiled again,
+    // while a rebuild with the usual one is served from the cache.
+    let wrapper = t.path().join("wrapped-musl-gcc");
+    std::fs::write(&wrapper, "#!/bin/sh\nexec musl-gcc \"$@\"\n").unwrap();
+    std::fs::set_permissions(
+        &wrapper,
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )
+    .unwrap();
+    let rebuild = |cc: Option<&Path>| {
+        let mut c = bin();
+        c.args(["build", "--platform", "linux/amd64", "--spec"])
+            .arg(&spec)
+            .arg("--out")
+            .arg(t.path().join("out2"))
+            .arg("--cache")
+            .arg(&cache);
+        if let Some(cc) = cc {
+            c.env("CC_x86_64_unknown_linux_musl", cc);
+        }
+        let o = run(&mut c);
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        String::from_utf8_lossy(&o.stderr).to_string()
+    };
+    let same = rebuild(None);
+    assert!(same.contains("cached crate cratefix"), "{same}");
+    let other = rebuild(Some(&wrapper));
+    assert!(other.contains("cargo build crate cratefix"), "{other}");
 }

@@ -966,7 +966,11 @@ fn sboms_of_the_image_validate_and_count_what_is_installed() {
                     p["name"].as_str().unwrap().to_string(),
                     p["version"].as_str().unwrap().to_string(),
                 );
-                if p["targets"].as_array().unwrap().iter().any(|t| t == triple) {
+                // `targets` is left out for packages no target uses.
+                let used = p["targets"]
+                    .as_array()
+                    .is_some_and(|ts| ts.iter().any(|t| t == triple));
+                if used {
                     crates.insert(key);
                 } else {
                     in_lock_only.insert(key);

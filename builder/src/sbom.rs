@@ -1279,7 +1279,7 @@ mod tests {
         );
     }
 
-    const DEP5: &str = "Format: https://www.debian.org/doc/packaging-manuals/copyright-format/1.0/
+    const DEP5: &str = "Format: copyright-format/1.0
 Upstream-Name: bash
 Source: https://example.org/bash
 
@@ -1304,13 +1304,13 @@ License: GPL-3+
             license_from_copyright(DEP5).as_deref(),
             Some("GPL-3.0-or-later")
         );
-        let perl = "Format: https://www.debian.org/doc/packaging-manuals/copyright-format/1.0/\n\n\
+        let perl = "Format: copyright-format/1.0\n\n\
                     Files: *\nCopyright: Larry Wall\nLicense: GPL-1+ or Artistic\n\n";
         assert_eq!(
             license_from_copyright(perl).as_deref(),
             Some("GPL-1.0-or-later OR Artistic-1.0")
         );
-        let inline = "Format: https://www.debian.org/doc/packaging-manuals/copyright-format/1.0/\n\n\
+        let inline = "Format: copyright-format/1.0\n\n\
                       Files: *\nCopyright: someone\nLicense: GPL-2+\n This program is free software\n .\n more\n";
         assert_eq!(
             license_from_copyright(inline).as_deref(),

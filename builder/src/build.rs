@@ -354,7 +354,9 @@ pub fn build(opts: &BuildOptions) -> Result<BuildResult> {
                 s.spawn(move || {
                     let mut url_tree = Tree::new();
                     for (i, u) in spec.url.iter().enumerate() {
-                        let Some((file, _)) = url_files.get(&(i, p.clone())) else {
+                        let Some(crate::urls::Fetched { file, .. }) =
+                            url_files.get(&(i, p.clone()))
+                        else {
                             continue;
                         };
                         let size = std::fs::metadata(file)?.len();
@@ -399,23 +401,20 @@ pub fn build(opts: &BuildOptions) -> Result<BuildResult> {
                         .filter(|(c, _)| !c.skips(p))
                         .map(|(_, l)| l)
                         .collect();
-                    let urls_here: Vec<crate::attach::UrlInstalled> =
-                        spec.url
-                            .iter()
-                            .enumerate()
-                            .filter_map(|(i, u)| {
-                                let (_, sha) = url_files.get(&(i, p.clone()))?;
-                                let art = u.platform.iter().find(|(k, _)| {
-                                    k.parse::<Platform>().is_ok_and(|kp| &kp == p)
-                                })?;
-                                Some(crate::attach::UrlInstalled {
-                                    name: u.name.clone(),
-                                    version: u.version.clone(),
-                                    url: art.1.url.clone(),
-                                    sha256: sha.clone(),
-                                })
+                    let urls_here: Vec<crate::attach::UrlInstalled> = spec
+                        .url
+                        .iter()
+                        .enumerate()
+                        .filter_map(|(i, u)| {
+                            let f = url_files.get(&(i, p.clone()))?;
+                            Some(crate::attach::UrlInstalled {
+                                name: u.name.clone(),
+                                version: u.version.clone(),
+                                url: f.url.clone(),
+                                sha256: f.sha256.clone(),
                             })
-                            .collect();
+                        })
+                        .collect();
                     let with_apt = spec.apt.is_some() && payloads.contains_key(p);
                     let (mut asm, sources) = match (&spec.apt, payloads.get(p)) {
                         (Some(apt), Some(pkgs)) => {
@@ -673,7 +672,9 @@ fn select_platforms(spec: &Spec, wanted: &[Platform]) -> Result<Vec<Platform>> {
         .collect())
 }
 
-fn meta(mode: u32, uid: u32, gid: u32, mtime: u64) -> Meta {
+/// Header metadata for an entry the builder makes: names `root` for id 0,
+/// none otherwise (the ids are what count).
+pub(crate) fn meta(mode: u32, uid: u32, gid: u32, mtime: u64) -> Meta {
     let name = |id: u32| {
         if id == 0 {
             "root".to_string()

@@ -563,23 +563,7 @@ pub fn lock_crate(spec: &CrateSpec, base_dir: &Path, work: &Path) -> Result<Crat
         parse_lockfile(&lockfile).map_err(|e| bad_input(format!("{who}: Cargo.lock: {e}")))?;
     // Licenses as each package's manifest declares them, recorded now so
     // the SBOM depends on the lock alone.
-    let out = tc
-        .cargo()
-        .args([
-            "metadata",
-            "--format-version",
-            "1",
-            "--locked",
-            "--manifest-path",
-        ])
-        .arg(src.join("Cargo.toml"))
-        .output()
-        .map_err(|e| bad_input(format!("cannot run cargo: {e}")))?;
-    if !out.status.success() {
-        return Err(cargo_failure(&who, &String::from_utf8_lossy(&out.stderr)));
-    }
-    let meta: serde_json::Value = serde_json::from_slice(&out.stdout)
-        .map_err(|e| bad_input(format!("{who}: cargo metadata: {e}")))?;
+    let meta = cargo_metadata(&tc, &src.join("Cargo.toml"), &who, &["--locked"])?;
     let mut licenses: HashMap<(String, String), String> = HashMap::new();
     for p in meta["packages"].as_array().into_iter().flatten() {
         if let (Some(n), Some(v), Some(l)) = (
@@ -597,31 +581,15 @@ pub fn lock_crate(spec: &CrateSpec, base_dir: &Path, work: &Path) -> Result<Crat
     // features): a Cargo.lock also lists Windows and macOS dependencies,
     // which an SBOM of a Linux image must not claim.
     for triple in MUSL_TRIPLES {
-        let mut cmd = tc.cargo();
-        cmd.args([
-            "metadata",
-            "--format-version",
-            "1",
-            "--locked",
-            "--filter-platform",
-            triple,
-        ]);
+        let features = spec.features.join(",");
+        let mut args = vec!["--locked", "--filter-platform", triple];
         if spec.no_default_features {
-            cmd.arg("--no-default-features");
+            args.push("--no-default-features");
         }
-        if !spec.features.is_empty() {
-            cmd.arg("--features").arg(spec.features.join(","));
+        if !features.is_empty() {
+            args.extend(["--features", &features]);
         }
-        let out = cmd
-            .arg("--manifest-path")
-            .arg(src.join("Cargo.toml"))
-            .output()
-            .map_err(|e| bad_input(format!("cannot run cargo: {e}")))?;
-        if !out.status.success() {
-            return Err(cargo_failure(&who, &String::from_utf8_lossy(&out.stderr)));
-        }
-        let meta: serde_json::Value = serde_json::from_slice(&out.stdout)
-            .map_err(|e| bad_input(format!("{who}: cargo metadata: {e}")))?;
+        let meta = cargo_metadata(&tc, &src.join("Cargo.toml"), &who, &args)?;
         let used = reachable_packages(&meta);
         for p in &mut packages {
             if used.contains(&(p.name.clone(), p.version.clone())) {
@@ -1092,7 +1060,12 @@ fn package_identity(tc: &Toolchain, dir: &Path) -> Result<(String, String)> {
             dir.display()
         )));
     }
-    let meta = cargo_metadata(tc, &manifest, &format!("crate at {}", dir.display()))?;
+    let meta = cargo_metadata(
+        tc,
+        &manifest,
+        &format!("crate at {}", dir.display()),
+        &["--no-deps"],
+    )?;
     let pkg = &meta["packages"][0];
     match (pkg["name"].as_str(), pkg["version"].as_str()) {
         (Some(n), Some(v)) => Ok((n.to_string(), v.to_string())),
@@ -1103,16 +1076,19 @@ fn package_identity(tc: &Toolchain, dir: &Path) -> Result<(String, String)> {
     }
 }
 
-fn cargo_metadata(tc: &Toolchain, manifest: &Path, who: &str) -> Result<serde_json::Value> {
+/// `cargo metadata --format-version 1` of `manifest` with `args` (e.g.
+/// `--no-deps`, or `--locked --filter-platform T`).
+fn cargo_metadata(
+    tc: &Toolchain,
+    manifest: &Path,
+    who: &str,
+    args: &[&str],
+) -> Result<serde_json::Value> {
     let out = tc
         .cargo()
-        .args([
-            "metadata",
-            "--no-deps",
-            "--format-version",
-            "1",
-            "--manifest-path",
-        ])
+        .args(["metadata", "--format-version", "1"])
+        .args(args)
+        .arg("--manifest-path")
         .arg(manifest)
         .output()
         .map_err(|e| bad_input(format!("cannot run cargo: {e}")))?;
@@ -1125,7 +1101,7 @@ fn cargo_metadata(tc: &Toolchain, manifest: &Path, who: &str) -> Result<serde_js
 
 /// Fails early when the spec names binaries the crate does not have.
 fn check_bins(tc: &Toolchain, spec: &CrateSpec, src: &Path, who: &str) -> Result<()> {
-    let meta = cargo_metadata(tc, &src.join("Cargo.toml"), who)?;
+    let meta = cargo_metadata(tc, &src.join("Cargo.toml"), who, &["--no-deps"])?;
     let have: Vec<String> = meta["packages"][0]["targets"]
         .as_array()
         .map(|ts| {

@@ -60,8 +60,32 @@ fn artifact<'a>(u: &'a UrlSource, p: &Platform) -> Option<&'a UrlArtifact> {
         .map(|(_, a)| a)
 }
 
-/// Downloads `url` into the cache and returns its pin.
-fn pin(cache: &Cache, url: &str) -> Result<UrlPin> {
+/// A fetched download, ready to install.
+#[derive(Clone, Debug)]
+pub struct Fetched {
+    /// The file to install (the download, or the member of its archive).
+    pub file: PathBuf,
+    /// The URL it came from.
+    pub url: String,
+    /// sha256 of the download.
+    pub sha256: String,
+}
+
+/// Downloads entry `u`'s `url` for `p` into the cache and returns its pin.
+fn pin(
+    cache: &Cache,
+    u: &UrlSource,
+    p: &Platform,
+    url: &str,
+    progress: &(dyn Fn(String) + Sync),
+) -> Result<UrlPin> {
+    progress(format!("pin {} ({p}) {url}", u.name));
+    let pin = download_pin(cache, url).with_context(|| format!("url source {:?}", u.name))?;
+    progress(format!("pinned {} ({p}) sha256:{}", u.name, pin.sha256));
+    Ok(pin)
+}
+
+fn download_pin(cache: &Cache, url: &str) -> Result<UrlPin> {
     let (tmp, sha256) = cache.download(url)?;
     let size = tmp.as_file().metadata()?.len();
     let dest = cache.blob_path(&sha256);
@@ -98,13 +122,7 @@ pub fn pin_all(
                 .filter(|pin| pin.url == a.url);
             let pinned = match old {
                 Some(pin) => pin.clone(),
-                None if u.active(profiles) => {
-                    progress(format!("pin {} ({p}) {}", u.name, a.url));
-                    let pin =
-                        pin(cache, &a.url).with_context(|| format!("url source {:?}", u.name))?;
-                    progress(format!("pinned {} ({p}) sha256:{}", u.name, pin.sha256));
-                    pin
-                }
+                None if u.active(profiles) => pin(cache, u, p, &a.url, progress)?,
                 None => continue,
             };
             out.entry(u.name.clone())
@@ -127,7 +145,7 @@ pub fn fetch_all(
     mut lock: Option<&mut Lockfile>,
     locked: bool,
     progress: &(dyn Fn(String) + Sync),
-) -> Result<HashMap<(usize, Platform), (PathBuf, String)>> {
+) -> Result<HashMap<(usize, Platform), Fetched>> {
     let lock_path = path_for(&spec.path);
     let mut changed = false;
     let mut files = HashMap::new();
@@ -172,10 +190,7 @@ pub fn fetch_all(
                             )))
                         }
                         None => {
-                            progress(format!("pin {} ({p}) {}", u.name, a.url));
-                            let pin = pin(cache, &a.url)
-                                .with_context(|| format!("url source {:?}", u.name))?;
-                            progress(format!("pinned {} ({p}) sha256:{}", u.name, pin.sha256));
+                            let pin = pin(cache, u, p, &a.url, progress)?;
                             let s = pin.sha256.clone();
                             l.url
                                 .entry(u.name.clone())
@@ -210,7 +225,14 @@ pub fn fetch_all(
                         .with_context(|| format!("url source {:?} ({})", u.name, a.url))?
                 }
             };
-            files.insert((i, p.clone()), (file, sha));
+            files.insert(
+                (i, p.clone()),
+                Fetched {
+                    file,
+                    url: a.url.clone(),
+                    sha256: sha,
+                },
+            );
         }
     }
     if changed {

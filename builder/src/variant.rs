@@ -121,11 +121,12 @@ pub fn apply_dirs(tree: &mut Tree, dirs: &[DirSpec], epoch: u64) -> Result<()> {
             .map_err(|e| bad_input(format!("dir {:?}: {e}", d.path)))?;
         match tree.get_mut(&path) {
             Some(e) if matches!(e.node, Node::Dir) => {
-                e.meta.mode = mode;
-                e.meta.uid = uid;
-                e.meta.gid = gid;
-                e.meta.uname = owner_name(uid);
-                e.meta.gname = owner_name(gid);
+                // The folder keeps its mtime and xattrs.
+                let m = crate::build::meta(mode, uid, gid, e.meta.mtime);
+                e.meta = Meta {
+                    xattrs: std::mem::take(&mut e.meta.xattrs),
+                    ..m
+                };
             }
             Some(_) => {
                 return Err(bad_input(format!(
@@ -134,17 +135,11 @@ pub fn apply_dirs(tree: &mut Tree, dirs: &[DirSpec], epoch: u64) -> Result<()> {
                 )))
             }
             None => {
-                let mut meta = Meta::root(mode);
-                meta.uid = uid;
-                meta.gid = gid;
-                meta.uname = owner_name(uid);
-                meta.gname = owner_name(gid);
-                meta.mtime = epoch;
                 tree.insert(
                     &path,
                     Entry {
                         node: Node::Dir,
-                        meta,
+                        meta: crate::build::meta(mode, uid, gid, epoch),
                     },
                 )
                 .map_err(|e| bad_input(format!("dir {:?}: {e}", d.path)))?;
@@ -152,13 +147,4 @@ pub fn apply_dirs(tree: &mut Tree, dirs: &[DirSpec], epoch: u64) -> Result<()> {
         }
     }
     Ok(())
-}
-
-/// Tar header names: `root` for id 0, none otherwise (ids are what count).
-fn owner_name(id: u32) -> String {
-    if id == 0 {
-        "root".into()
-    } else {
-        String::new()
-    }
 }

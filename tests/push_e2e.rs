@@ -44,40 +44,6 @@ fn blobs(layout: &Path) -> std::collections::BTreeMap<PathBuf, Vec<u8>> {
     snapshot(&layout.join("blobs"))
 }
 
-/// The blobs of a layout's SBOM artifacts (their manifests, documents and
-/// the shared empty config), which `pull` of the image does not fetch.
-fn referrer_blobs(layout: &Path) -> std::collections::BTreeSet<PathBuf> {
-    let index: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(layout.join("index.json")).unwrap()).unwrap();
-    let mut out = std::collections::BTreeSet::new();
-    let path = |d: &str| PathBuf::from("sha256").join(d.trim_start_matches("sha256:"));
-    for m in index["manifests"].as_array().unwrap() {
-        if let Some(d) = m["digest"]
-            .as_str()
-            .filter(|_| m["artifactType"].is_string())
-        {
-            let man: serde_json::Value =
-                serde_json::from_slice(&std::fs::read(layout.join("blobs").join(path(d))).unwrap())
-                    .unwrap();
-            out.insert(path(d));
-            out.insert(path(man["config"]["digest"].as_str().unwrap()));
-            for l in man["layers"].as_array().unwrap() {
-                out.insert(path(l["digest"].as_str().unwrap()));
-            }
-        }
-    }
-    out
-}
-
-/// The image's own blobs: all but the SBOM artifacts'.
-fn image_blobs(layout: &Path) -> std::collections::BTreeMap<PathBuf, Vec<u8>> {
-    let skip = referrer_blobs(layout);
-    blobs(layout)
-        .into_iter()
-        .filter(|(p, _)| !skip.contains(p))
-        .collect()
-}
-
 /// The architectures an index lists, in order.
 fn architectures(index: &[u8]) -> Vec<String> {
     let v: serde_json::Value = serde_json::from_slice(index).unwrap();

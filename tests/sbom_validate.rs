@@ -8,9 +8,10 @@
 //! JSON schema validator for 1.5, both from the venv that
 //! `scripts/install-deps.sh` creates.
 
+mod common;
+use common::{sbom_venv_tool, validate_cdx, validate_spdx};
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 use netshoot_build::sbom::{
     cargo_packages, cyclonedx_json, debs_from_dpkg_status, spdx_json, PackageKind, SbomInput,
@@ -18,57 +19,7 @@ use netshoot_build::sbom::{
 };
 use serde_json::Value;
 
-const VENV: &str = "/opt/netshoot-sbom-venv";
 const DPKG_STATUS: &str = "/var/lib/dpkg/status";
-
-const CDX_CHECK: &str = r#"
-import sys
-from cyclonedx.schema import SchemaVersion
-from cyclonedx.validation.json import JsonStrictValidator
-
-validator = JsonStrictValidator(SchemaVersion.V1_5)
-with open(sys.argv[1], encoding="utf-8") as f:
-    errors = validator.validate_str(f.read(), all_errors=True)
-if errors is not None:
-    errors = list(errors)
-    for e in errors[:20]:
-        print(e, file=sys.stderr)
-    print(f"{len(errors)} schema error(s)", file=sys.stderr)
-    sys.exit(1)
-print("valid CycloneDX 1.5")
-"#;
-
-fn venv_tool(name: &str) -> PathBuf {
-    let path = Path::new(VENV).join("bin").join(name);
-    assert!(
-        path.exists(),
-        "{} is missing: run scripts/install-deps.sh (it creates the SBOM validator venv {VENV})",
-        path.display()
-    );
-    path
-}
-
-/// Runs a validator; returns (success, stdout + stderr).
-fn run(cmd: &mut Command) -> (bool, String) {
-    let out = cmd.output().expect("run validator");
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    (out.status.success(), text)
-}
-
-fn validate_spdx(file: &Path) -> (bool, String) {
-    run(Command::new(venv_tool("pyspdxtools")).arg("-i").arg(file))
-}
-
-fn validate_cdx(file: &Path) -> (bool, String) {
-    run(Command::new(venv_tool("python"))
-        .arg("-c")
-        .arg(CDX_CHECK)
-        .arg(file))
-}
 
 /// The `license` field of a crate's manifest in the local cargo registry
 /// sources, when that crate has been downloaded.
@@ -160,8 +111,8 @@ fn sha256_hex(bytes: &[u8]) -> String {
 #[test]
 fn host_sbom_passes_reference_validators() {
     // Fail (not skip) without the validators.
-    venv_tool("pyspdxtools");
-    venv_tool("python");
+    sbom_venv_tool("pyspdxtools");
+    sbom_venv_tool("python");
 
     let built = build_input();
     assert!(built.installed > 0, "no installed package in {DPKG_STATUS}");

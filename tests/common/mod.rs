@@ -443,3 +443,100 @@ pub fn layout_tag_digest(dir: &Path, tag: &str) -> String {
     );
     named
 }
+
+/// The blobs of a layout's SBOM artifacts (their manifests, documents and
+/// the shared empty config), which `pull` of the image does not fetch.
+pub fn referrer_blobs(layout: &Path) -> std::collections::BTreeSet<PathBuf> {
+    let index: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(layout.join("index.json")).unwrap()).unwrap();
+    let mut out = std::collections::BTreeSet::new();
+    let path = |d: &str| PathBuf::from("sha256").join(d.trim_start_matches("sha256:"));
+    for m in index["manifests"].as_array().unwrap() {
+        if let Some(d) = m["digest"]
+            .as_str()
+            .filter(|_| m["artifactType"].is_string())
+        {
+            let man: serde_json::Value =
+                serde_json::from_slice(&std::fs::read(layout.join("blobs").join(path(d))).unwrap())
+                    .unwrap();
+            out.insert(path(d));
+            out.insert(path(man["config"]["digest"].as_str().unwrap()));
+            for l in man["layers"].as_array().unwrap() {
+                out.insert(path(l["digest"].as_str().unwrap()));
+            }
+        }
+    }
+    out
+}
+
+/// The image's own blobs: all but the SBOM artifacts'.
+pub fn image_blobs(layout: &Path) -> std::collections::BTreeMap<PathBuf, Vec<u8>> {
+    let skip = referrer_blobs(layout);
+    snapshot(&layout.join("blobs"))
+        .into_iter()
+        .filter(|(p, _)| !skip.contains(p))
+        .collect()
+}
+
+// ---------------------------------------------------------------------
+// SBOM validators (tests/sbom_validate.rs, tests/image_e2e.rs).
+// ---------------------------------------------------------------------
+
+pub const SBOM_VENV: &str = "/opt/netshoot-sbom-venv";
+pub const CDX_CHECK: &str = r#"
+import sys
+from cyclonedx.schema import SchemaVersion
+from cyclonedx.validation.json import JsonStrictValidator
+
+validator = JsonStrictValidator(SchemaVersion.V1_5)
+with open(sys.argv[1], encoding="utf-8") as f:
+    errors = validator.validate_str(f.read(), all_errors=True)
+if errors is not None:
+    errors = list(errors)
+    for e in errors[:20]:
+        print(e, file=sys.stderr)
+    print(f"{len(errors)} schema error(s)", file=sys.stderr)
+    sys.exit(1)
+print("valid CycloneDX 1.5")
+"#;
+
+/// A tool of the SBOM validators' venv (made by scripts/install-deps.sh).
+pub fn sbom_venv_tool(name: &str) -> PathBuf {
+    let path = Path::new(SBOM_VENV).join("bin").join(name);
+    assert!(
+        path.exists(),
+        "{} is missing: run scripts/install-deps.sh (it creates the SBOM validator venv {SBOM_VENV})",
+        path.display()
+    );
+    path
+}
+
+/// Runs a validator; returns (success, stdout + stderr).
+fn run_validator(cmd: &mut Command) -> (bool, String) {
+    let out = cmd.output().expect("run validator");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (out.status.success(), text)
+}
+
+/// pyspdxtools' verdict on an SPDX file: (valid, its output).
+pub fn validate_spdx(file: &Path) -> (bool, String) {
+    run_validator(
+        Command::new(sbom_venv_tool("pyspdxtools"))
+            .arg("-i")
+            .arg(file),
+    )
+}
+
+/// cyclonedx-python-lib's CycloneDX 1.5 schema verdict: (valid, its output).
+pub fn validate_cdx(file: &Path) -> (bool, String) {
+    run_validator(
+        Command::new(sbom_venv_tool("python"))
+            .arg("-c")
+            .arg(CDX_CHECK)
+            .arg(file),
+    )
+}

@@ -120,11 +120,11 @@ pub fn debian_arch(p: &Platform) -> Result<&'static str> {
     })
 }
 
-fn fetcher() -> Result<HttpFetch> {
+pub(crate) fn fetcher() -> Result<HttpFetch> {
     HttpFetch::new(Duration::from_secs(120)).map_err(|e| network(e.to_string()))
 }
 
-fn read_keyring(spec: &Spec, repo: &AptRepository) -> Result<Vec<u8>> {
+pub(crate) fn read_keyring(spec: &Spec, repo: &AptRepository) -> Result<Vec<u8>> {
     let p = spec.base_dir().join(&repo.keyring);
     std::fs::read(&p).map_err(|e| {
         bad_input(format!(
@@ -239,7 +239,7 @@ pub fn lock_platform(
     })
 }
 
-fn classify_repo_error(repo: &str, e: debian::repository::RepositoryError) -> anyhow::Error {
+pub(crate) fn classify_repo_error(repo: &str, e: debian::repository::RepositoryError) -> anyhow::Error {
     use debian::repository::RepositoryError as E;
     let msg = format!("apt repository {repo:?}: {e}");
     match e {

@@ -190,6 +190,9 @@ pub fn build(opts: &BuildOptions) -> Result<BuildResult> {
         opts.progress.clone()
     };
     let cache = Cache::open(opts.cache.as_deref())?.with_progress(prog.clone());
+    if opts.variant.as_deref() == Some("static") && spec.statics.is_some() {
+        return crate::toolbox::build_image(opts, spec, &platforms, &cache, &prog);
+    }
     let variant = match &opts.variant {
         None => None,
         Some(v) => Some((
@@ -241,6 +244,7 @@ pub fn build(opts: &BuildOptions) -> Result<BuildResult> {
     }
     let needs_lock = spec.apt.is_some()
         || !spec.cargo.is_empty()
+        || !spec.source.is_empty()
         || crate::urls::needs_pins(&spec, &opts.profiles);
     let mut lockfile = if needs_lock {
         Some(ensure_lock(
@@ -564,6 +568,16 @@ pub fn spec_digest(spec: &Spec) -> Result<String> {
     if !cargo.is_empty() {
         v["cargo"] = serde_json::Value::Array(cargo);
     }
+    if !spec.source.is_empty() {
+        // Which package from where; recipes decide builds, not the lock.
+        let st = spec.statics.as_ref();
+        v["sources"] = serde_json::json!({
+            "repository": st.map(|s| &s.repository),
+            "suite": st.map(|s| &s.suite),
+            "component": st.map(|s| &s.component),
+            "entries": spec.source.iter().map(|s| (s.name.clone(), s.suite.clone())).collect::<Vec<_>>(),
+        });
+    }
     Ok(Digest::of(&image_layout::canonical_json(&v)?)
         .hex()
         .to_string())
@@ -602,6 +616,7 @@ pub fn lock(
                 .insert(c.name.clone(), serde_json::to_value(&l)?);
         }
     }
+    lock.sources = crate::sources::lock_sources(spec, mirrors, progress)?;
     lock.url = crate::urls::pin_all(spec, profiles, cache, previous.as_ref(), progress)?;
     lock.write(&path)?;
     progress(format!("wrote {}", path.display()));
@@ -610,7 +625,7 @@ pub fn lock(
 
 /// The current lock: the one on disk when it matches the spec, else a new
 /// one (or an error with `--locked`).
-fn ensure_lock(
+pub(crate) fn ensure_lock(
     spec: &Spec,
     mirrors: &crate::apt::MirrorConfig,
     locked: bool,
@@ -939,7 +954,7 @@ pub fn rfc3339(epoch: u64) -> String {
 }
 
 #[allow(clippy::too_many_arguments)]
-fn write_image(
+pub(crate) fn write_image(
     spec: &Spec,
     platform: &Platform,
     groups: Vec<(String, Tree)>,
@@ -1094,7 +1109,7 @@ fn distro_id(spec: &Spec) -> String {
     format!("debian-{number}")
 }
 
-fn write_index(spec: &Spec, images: &[BuiltImage], layout: &OciLayout) -> Result<BlobRef> {
+pub(crate) fn write_index(spec: &Spec, images: &[BuiltImage], layout: &OciLayout) -> Result<BlobRef> {
     let manifests: Vec<Descriptor> = images
         .iter()
         .map(|i| {
@@ -1151,13 +1166,13 @@ fn remove_dead_stages(parent: &Path, prefix: &str) {
 
 /// The output being written: a staging layout beside the destination,
 /// merged into it only on success.
-struct Stage {
+pub(crate) struct Stage {
     dest: PathBuf,
     dir: tempfile::TempDir,
 }
 
 impl Stage {
-    fn prepare(dest: &Path) -> Result<Stage> {
+    pub(crate) fn prepare(dest: &Path) -> Result<Stage> {
         if dest.exists() {
             let is_layout = dest.join("oci-layout").is_file();
             let is_empty = std::fs::read_dir(dest)
@@ -1196,14 +1211,14 @@ impl Stage {
         })
     }
 
-    fn layout(&self) -> OciLayout {
+    pub(crate) fn layout(&self) -> OciLayout {
         OciLayout::create(self.dir.path()).expect("staging layout was created in prepare")
     }
 
     /// Moves the staged blobs into the destination (keeping those already
     /// there), then points `index.json` at the new image: the only step a
     /// reader can observe, and it is one rename.
-    fn commit(
+    pub(crate) fn commit(
         self,
         index_blob: &BlobRef,
         tags: &[String],

@@ -1462,7 +1462,7 @@ fn walk(base: &Path, dir: &Path, out: &mut Vec<(String, PathBuf)>) -> Result<()>
 }
 
 /// Copies a crate folder (without `target/` and `.git/`) to `to`.
-fn copy_tree(from: &Path, to: &Path) -> Result<()> {
+pub(crate) fn copy_tree(from: &Path, to: &Path) -> Result<()> {
     let mut files = Vec::new();
     walk(from, from, &mut files)?;
     std::fs::create_dir_all(to).map_err(|e| bad_input(format!("{}: {e}", to.display())))?;
@@ -1487,7 +1487,7 @@ fn copy_tree(from: &Path, to: &Path) -> Result<()> {
     Ok(())
 }
 
-fn remove_dir_if_exists(dir: &Path) -> Result<()> {
+pub(crate) fn remove_dir_if_exists(dir: &Path) -> Result<()> {
     match std::fs::remove_dir_all(dir) {
         Ok(()) => Ok(()),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
@@ -1517,7 +1517,7 @@ fn find_in_path(program: &str) -> Option<PathBuf> {
 }
 
 /// Runs `cmd` and returns its stdout; the error is its stderr's last line.
-fn capture(cmd: &mut Command) -> std::result::Result<String, String> {
+pub(crate) fn capture(cmd: &mut Command) -> std::result::Result<String, String> {
     let out = cmd
         .stdin(Stdio::null())
         .output()
@@ -1551,12 +1551,12 @@ fn file_sha256(path: &Path) -> std::io::Result<String> {
 
 /// An exclusive `flock` held until dropped (the kernel releases it if the
 /// process dies, so a killed build never leaves a stale lock behind).
-struct FileLock {
+pub(crate) struct FileLock {
     _file: std::fs::File,
 }
 
 impl FileLock {
-    fn acquire(path: &Path) -> Result<FileLock> {
+    pub(crate) fn acquire(path: &Path) -> Result<FileLock> {
         use std::os::fd::AsRawFd;
         let file = std::fs::OpenOptions::new()
             .create(true)

@@ -29,6 +29,9 @@ pub struct Lockfile {
     /// recorded on first download (as go.sum does) and verified after.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub url: BTreeMap<String, BTreeMap<String, UrlPin>>,
+    /// Debian source packages of the static toolbox, by `[[source]]` name.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub sources: BTreeMap<String, crate::sources::SourceLock>,
 }
 
 /// A download pinned by the lock.

@@ -234,6 +234,26 @@ struct ExportArgs {
     /// Archive to write.
     #[arg(short, long)]
     output: PathBuf,
+    /// Write the static toolbox's programs for --platform as a .tar.gz
+    /// (netshoot/bin/...), to copy into a running container; builds them
+    /// from the spec's [[source]] entries when the cache lacks them.
+    #[arg(long, requires = "platform", conflicts_with_all = ["format", "tag", "name"])]
+    static_bundle: bool,
+    /// The toolset spec (with --static-bundle).
+    #[arg(long, default_value = "tools/netshoot.toml")]
+    spec: PathBuf,
+    /// Cache folder (with --static-bundle).
+    #[arg(long, env = "NETSHOOT_CACHE")]
+    cache: Option<PathBuf>,
+    /// Mirror for a repository of the spec, NAME=URL (with --static-bundle).
+    #[arg(long)]
+    mirror: Vec<String>,
+    /// Fail instead of relocking when the lock is missing or stale (with --static-bundle).
+    #[arg(long)]
+    locked: bool,
+    /// No progress output.
+    #[arg(short, long)]
+    quiet: bool,
 }
 
 #[derive(Args, Debug)]
@@ -315,6 +335,19 @@ fn run(cli: Cli) -> Result<()> {
                 println!("{}", r.index.digest);
             }
             Ok(())
+        }
+        Command::Export(a) if a.static_bundle => {
+            let platform = parse_platform(a.platform.as_deref().unwrap_or_default())?;
+            netshoot_build::toolbox::export_bundle(&netshoot_build::toolbox::BundleOptions {
+                spec: a.spec,
+                platform,
+                output: a.output,
+                cache: a.cache,
+                mirrors: netshoot_build::apt::MirrorConfig::from_flags(&a.mirror)?,
+                locked: a.locked,
+                source_date_epoch: build::source_date_epoch_from_env()?,
+                progress: Progress::detect(a.quiet),
+            })
         }
         Command::Export(a) => {
             let layout = OciLayout::open(&a.layout).map_err(|e| bad_input(e.to_string()))?;

@@ -30,6 +30,12 @@ pub struct Spec {
     /// Rust tools compiled from source, statically, per platform.
     #[serde(default)]
     pub cargo: Vec<crate::crates::CrateSpec>,
+    /// Debian source packages compiled statically for the static toolbox.
+    #[serde(default)]
+    pub source: Vec<crate::sources::SourceSpec>,
+    /// The static toolbox (`--variant static`, `export --static-bundle`).
+    #[serde(default, rename = "static")]
+    pub statics: Option<crate::sources::StaticSpec>,
     /// Folders whose mode or owner the image sets (created when missing),
     /// applied after every source, e.g. a group-writable `/root`.
     #[serde(default)]
@@ -456,6 +462,12 @@ impl Spec {
             if !crate_names.insert(c.name.clone()) {
                 return Err(bad_input(format!("cargo {:?} is listed twice", c.name)));
             }
+        }
+        crate::sources::check_spec(self)?;
+        if self.statics.is_some() && self.variant.contains_key("static") {
+            return Err(bad_input(
+                "[variant.static] and [static] both name the variant `static`",
+            ));
         }
         for (name, v) in &self.variant {
             for (path, caps) in &v.capabilities {

@@ -11,5 +11,6 @@ pub mod relation;
 pub mod release;
 pub mod repository;
 pub mod resolver;
+pub mod sources;
 pub mod sources_list;
 pub mod version;

@@ -148,11 +148,21 @@ pub enum RepositoryError {
         /// The index path looked for.
         path: String,
     },
-    /// None of `Packages.xz`, `Packages.gz`, `Packages` exists.
-    #[error("{url}: no Packages index (tried .xz, .gz and uncompressed)")]
+    /// None of `STEM.xz`, `STEM.gz`, `STEM` exists.
+    #[error("{url}: no {stem} index (tried .xz, .gz and uncompressed)")]
     NoIndex {
         /// The directory URL tried.
         url: String,
+        /// `Packages` or `Sources`.
+        stem: String,
+    },
+    /// A `Sources` index does not parse.
+    #[error("{url}: {reason}")]
+    Sources {
+        /// The index URL.
+        url: String,
+        /// The parse failure.
+        reason: String,
     },
     /// The downloaded bytes are not what the Release promises.
     #[error("{url}: {what} mismatch: Release says {expected}, got {actual}")]
@@ -242,14 +252,102 @@ pub fn load_index(
 ) -> Result<Index, RepositoryError> {
     let base = base_url.trim_end_matches('/');
     let release = load_release(fetch, base, suite, keyring, now)?;
-    let dists = format!("{base}/dists/{suite}");
     let dir = format!("{component}/binary-{arch}");
-    for ext in ["xz", "gz", ""] {
-        let path = if ext.is_empty() {
-            format!("{dir}/Packages")
+    let got = fetch_listed(fetch, &release, base, suite, &dir, "Packages")?;
+    let packages = parse_packages(&got.text).map_err(|source| RepositoryError::Packages {
+        url: got.url.clone(),
+        source,
+    })?;
+    Ok(Index {
+        base_url: base.to_string(),
+        suite: suite.to_string(),
+        component: component.to_string(),
+        arch: arch.to_string(),
+        release_digest: release.digest.clone(),
+        release,
+        packages_url: got.url,
+        packages_path: got.path,
+        packages_sha256: got.sha256,
+        packages_size: got.size,
+        packages,
+    })
+}
+
+/// A verified `Sources` index of one suite/component.
+#[derive(Debug, Clone)]
+pub struct SourcesIndex {
+    /// sha256 of the `InRelease` (or `Release`) bytes.
+    pub release_digest: String,
+    /// The index's path relative to `dists/SUITE/`.
+    pub path: String,
+    /// sha256 of the fetched (compressed) index, as verified.
+    pub sha256: String,
+    /// The parsed source packages.
+    pub packages: Vec<crate::sources::SourcePackage>,
+}
+
+/// Fetches, verifies and parses `BASE/dists/SUITE/COMPONENT/source/Sources{.xz,.gz,}`,
+/// checked as [`load_index`] checks a `Packages` index: the Release's
+/// signature first, then the index's size and sha256 against it.
+pub fn load_sources_index(
+    fetch: &dyn Fetch,
+    base_url: &str,
+    suite: &str,
+    component: &str,
+    keyring: &[u8],
+    now: SystemTime,
+) -> Result<SourcesIndex, RepositoryError> {
+    let base = base_url.trim_end_matches('/');
+    let release = load_release(fetch, base, suite, keyring, now)?;
+    let dir = format!("{component}/source");
+    let got = fetch_listed(fetch, &release, base, suite, &dir, "Sources")?;
+    let packages = crate::sources::parse_sources(&got.text).map_err(|e| {
+        RepositoryError::Sources {
+            url: got.url.clone(),
+            reason: e.to_string(),
+        }
+    })?;
+    Ok(SourcesIndex {
+        release_digest: release.digest.clone(),
+        path: got.path,
+        sha256: got.sha256,
+        packages,
+    })
+}
+
+/// An index file fetched and checked against the Release.
+struct Listed {
+    url: String,
+    path: String,
+    sha256: String,
+    size: u64,
+    text: String,
+}
+
+/// Fetches `DIR/STEM.xz`, `.gz` or plain, whichever the Release lists
+/// first and the server has, checked by the Release's size and sha256
+/// before a byte of it is decompressed. A format the Release does not
+/// list, or the server does not have, is skipped; one that is there but
+/// does not match the Release is an error rather than a reason to fall
+/// back, so that a broken or tampered mirror is seen.
+fn fetch_listed(
+    fetch: &dyn Fetch,
+    release: &Release,
+    base: &str,
+    suite: &str,
+    dir: &str,
+    stem: &str,
+) -> Result<Listed, RepositoryError> {
+    let dists = format!("{base}/dists/{suite}");
+    let path_of = |ext: &str| {
+        if ext.is_empty() {
+            format!("{dir}/{stem}")
         } else {
-            format!("{dir}/Packages.{ext}")
-        };
+            format!("{dir}/{stem}.{ext}")
+        }
+    };
+    for ext in ["xz", "gz", ""] {
+        let path = path_of(ext);
         let url = format!("{dists}/{path}");
         // Skip formats the Release does not list without asking the server.
         let Some((want_hex, want_size)) = release.sha256(&path) else {
@@ -281,41 +379,24 @@ pub fn load_index(
             url: url.clone(),
             reason,
         })?;
-        let packages = parse_packages(&text).map_err(|source| RepositoryError::Packages {
-            url: url.clone(),
-            source,
-        })?;
-        return Ok(Index {
-            base_url: base.to_string(),
-            suite: suite.to_string(),
-            component: component.to_string(),
-            arch: arch.to_string(),
-            release_digest: release.digest.clone(),
-            release,
-            packages_url: url,
-            packages_path: path,
-            packages_sha256: got,
-            packages_size: want_size,
-            packages,
+        return Ok(Listed {
+            url,
+            path,
+            sha256: got,
+            size: want_size,
+            text,
         });
     }
     // Distinguish "the Release lists none" from "the server has none".
-    let listed = ["xz", "gz", ""].iter().any(|ext| {
-        let p = if ext.is_empty() {
-            format!("{dir}/Packages")
-        } else {
-            format!("{dir}/Packages.{ext}")
-        };
-        release.sha256(&p).is_some()
-    });
-    if !listed {
+    if !["xz", "gz", ""].iter().any(|ext| release.sha256(&path_of(ext)).is_some()) {
         return Err(RepositoryError::NotListed {
             url: format!("{dists}/InRelease"),
-            path: format!("{dir}/Packages"),
+            path: path_of(""),
         });
     }
     Err(RepositoryError::NoIndex {
         url: format!("{dists}/{dir}/"),
+        stem: stem.to_string(),
     })
 }
 

@@ -413,6 +413,8 @@ pub struct Repo {
     stanzas: BTreeMap<String, Vec<(String, String)>>,
     pub published: BTreeMap<String, Vec<Published>>,
     work: PathBuf,
+    /// suite -> `Sources` paragraphs.
+    sources: BTreeMap<String, Vec<String>>,
 }
 
 impl Repo {
@@ -432,7 +434,53 @@ impl Repo {
             stanzas: BTreeMap::new(),
             published: BTreeMap::new(),
             work,
+            sources: BTreeMap::new(),
         }
+    }
+
+    /// Publishes the source package whose `.dsc` is `dsc` (its files
+    /// beside it) in `suite`: the files go to the pool and a `Sources`
+    /// paragraph made from the `.dsc` (as the archive makes it) to the index.
+    /// Returns the pool folder below the base.
+    pub fn add_source(&mut self, suite: &str, dsc: &Path) -> String {
+        let text = std::fs::read_to_string(dsc).unwrap();
+        let body = match text.split_once("\n\n") {
+            Some((head, rest)) if head.starts_with("-----BEGIN PGP") => {
+                rest.split("-----BEGIN PGP SIGNATURE").next().unwrap().to_string()
+            }
+            _ => text.clone(),
+        };
+        let para = &paragraphs(&body)[0];
+        let name = field(para, "Source").unwrap().to_string();
+        let dir = format!("pool/main/{}/{name}", &name[..1]);
+        let pool = self.base().join(&dir);
+        std::fs::create_dir_all(&pool).unwrap();
+        let dsc_name = dsc.file_name().unwrap().to_string_lossy().to_string();
+        let dsc_bytes = std::fs::read(dsc).unwrap();
+        let mut sha = format!(" {} {} {dsc_name}\n", sha256_hex(&dsc_bytes), dsc_bytes.len());
+        let mut files = format!(" {} {} {dsc_name}\n", md5_hex(&dsc_bytes), dsc_bytes.len());
+        std::fs::write(pool.join(&dsc_name), &dsc_bytes).unwrap();
+        for line in field(para, "Checksums-Sha256").unwrap().lines().filter(|l| !l.trim().is_empty()) {
+            let f = line.split_whitespace().nth(2).unwrap();
+            let bytes = std::fs::read(dsc.parent().unwrap().join(f)).unwrap();
+            std::fs::write(pool.join(f), &bytes).unwrap();
+            sha.push_str(&format!(" {} {} {f}\n", sha256_hex(&bytes), bytes.len()));
+            files.push_str(&format!(" {} {} {f}\n", md5_hex(&bytes), bytes.len()));
+        }
+        let mut stanza = format!("Package: {name}\n");
+        for (k, v) in para {
+            if ["Source", "Checksums-Sha256", "Checksums-Sha1", "Files"].contains(&k.as_str()) {
+                continue;
+            }
+            if v.contains('\n') {
+                stanza.push_str(&format!("{k}:{}\n", v.lines().filter(|l| !l.trim().is_empty()).map(|l| format!("\n {}", l.trim())).collect::<String>()));
+            } else {
+                stanza.push_str(&format!("{k}: {v}\n"));
+            }
+        }
+        stanza.push_str(&format!("Directory: {dir}\nFiles:\n{files}Checksums-Sha256:\n{sha}"));
+        self.sources.entry(suite.to_string()).or_default().push(stanza);
+        dir
     }
 
     /// The base folder (`.../mirror/debian`).
@@ -553,6 +601,17 @@ impl Repo {
             let text = self.packages_text(suite, arch);
             let xz = pipe_bytes("xz", &["-9", "-c"], text.as_bytes());
             for (name, bytes) in [("Packages", text.into_bytes()), ("Packages.xz", xz)] {
+                let rel = format!("{dir}/{name}");
+                std::fs::write(dists.join(&rel), &bytes).unwrap();
+                sums.push((rel, bytes.len(), sha256_hex(&bytes), md5_hex(&bytes)));
+            }
+        }
+        if let Some(stanzas) = self.sources.get(suite) {
+            let dir = "main/source";
+            std::fs::create_dir_all(dists.join(dir)).unwrap();
+            let text = stanzas.join("\n");
+            let xz = pipe_bytes("xz", &["-9", "-c"], text.as_bytes());
+            for (name, bytes) in [("Sources", text.into_bytes()), ("Sources.xz", xz)] {
                 let rel = format!("{dir}/{name}");
                 std::fs::write(dists.join(&rel), &bytes).unwrap();
                 sums.push((rel, bytes.len(), sha256_hex(&bytes), md5_hex(&bytes)));

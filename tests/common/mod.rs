@@ -16,6 +16,13 @@ use std::time::Duration;
 pub fn bin() -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_netshoot-build"));
     c.env_remove("SOURCE_DATE_EPOCH");
+    // zig's libc builds are shared by the tests' fresh caches.
+    if std::env::var_os("NETSHOOT_ZIG_CACHE").is_none() {
+        c.env(
+            "NETSHOOT_ZIG_CACHE",
+            Path::new(env!("CARGO_TARGET_TMPDIR")).join("zig-cache"),
+        );
+    }
     c
 }
 

@@ -8,7 +8,7 @@ BIN := target/release/netshoot-build
 # The image's version: the spec's [image] tag.
 TAG := $(shell sed -n 's/^tag = "\([^"]*\)".*/\1/p' $(SPEC) | head -1)
 
-.PHONY: deps image test bench bench-crates export push clean
+.PHONY: deps image image-static bundle test bench bench-crates export push clean
 
 deps:
 	bash scripts/install-deps.sh
@@ -29,6 +29,15 @@ image: $(BIN)
 	@echo "  export:  $(BIN) export --layout $(OUT) --format oci -o netshoot-oci.tar   (every platform, for an air gap;"
 	@echo "           then $(BIN) push --archive netshoot-oci.tar REGISTRY/REPO:$(TAG) on the other side)"
 	@echo "  sbom:    $(BIN) sbom --layout $(OUT) --platform linux/amd64 [--format cyclonedx]"
+
+# The static toolbox (see README, "Static toolbox").
+image-static: $(BIN)
+	$(BIN) build --spec $(SPEC) --variant static --out $(OUT)-static
+	@echo "Built $(OUT)-static: netshoot:$(TAG)-static. Bundle for one platform: make bundle PLATFORM=linux/amd64"
+
+PLATFORM ?= linux/amd64
+bundle: $(BIN)
+	$(BIN) export --static-bundle --spec $(SPEC) --platform $(PLATFORM) -o netshoot-static-$(subst /,-,$(PLATFORM)).tar.gz
 
 test: deps
 	$(CARGO) test --workspace --no-fail-fast

@@ -13,6 +13,7 @@ APT_PACKAGES=(
   gnupg openssl apache2-utils xz-utils zstd jq curl ca-certificates
   iproute2 python3 python3-venv file binutils dpkg-dev time libcap2-bin attr
   tmux groff-base
+  autoconf automake libtool autotools-dev bison flex pkgconf cmake make patch
 )
 RUST_TARGETS=(x86_64-unknown-linux-musl aarch64-unknown-linux-musl)
 
@@ -57,6 +58,22 @@ if [ "$(cat "$SBOM_VENV/.pins" 2>/dev/null)" != "${SBOM_PINS[*]}" ] || [ ! -x "$
   [ -x "$SBOM_VENV/bin/python" ] || "$sbom_py" -m venv "$SBOM_VENV"
   "$SBOM_VENV/bin/python" -m pip install -q --disable-pip-version-check "${SBOM_PINS[@]}"
   printf '%s' "${SBOM_PINS[*]}" >"$SBOM_VENV/.pins"
+fi
+
+# The static toolbox compiles C with zig (`zig cc -target ARCH-linux-musl`):
+# one hermetic cross compiler with musl and kernel headers for every arch.
+# It comes from PyPI's ziglang package, pinned, in a venv of its own.
+ZIG_VENV=/opt/netshoot-zig
+ZIG_PIN=ziglang==0.17.1
+if [ "$(cat "$ZIG_VENV/.pins" 2>/dev/null)" != "$ZIG_PIN" ] || ! [ -x /usr/local/bin/zig ]; then
+  zig_py=python3
+  [ -x /usr/bin/python3 ] && zig_py=/usr/bin/python3
+  echo "install-deps: venv $ZIG_VENV ($ZIG_PIN)" >&2
+  [ -x "$ZIG_VENV/bin/python" ] || "$zig_py" -m venv "$ZIG_VENV"
+  "$ZIG_VENV/bin/python" -m pip install -q --disable-pip-version-check "$ZIG_PIN"
+  zig_bin=$("$ZIG_VENV/bin/python" -c 'import ziglang, os; print(os.path.join(os.path.dirname(ziglang.__file__), "zig"))')
+  ln -sf "$zig_bin" /usr/local/bin/zig
+  printf '%s' "$ZIG_PIN" >"$ZIG_VENV/.pins"
 fi
 
 if command -v rustup >/dev/null 2>&1; then

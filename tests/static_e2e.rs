@@ -41,17 +41,15 @@ fn source_package(work: &Path) -> PathBuf {
     std::fs::create_dir_all(up.join("debian/source")).unwrap();
     std::fs::create_dir_all(up.join("debian/patches")).unwrap();
     std::fs::write(up.join("hello.c"), UPSTREAM_C).unwrap();
-    ok(Command::new("tar")
-        .current_dir(work)
-        .args([
-            "--sort=name",
-            "--mtime=@0",
-            "--owner=0",
-            "--group=0",
-            "-czf",
-            "nshello_1.0.orig.tar.gz",
-            "nshello-1.0/hello.c",
-        ]));
+    ok(Command::new("tar").current_dir(work).args([
+        "--sort=name",
+        "--mtime=@0",
+        "--owner=0",
+        "--group=0",
+        "-czf",
+        "nshello_1.0.orig.tar.gz",
+        "nshello-1.0/hello.c",
+    ]));
     let d = up.join("debian");
     std::fs::write(d.join("source/format"), "3.0 (quilt)\n").unwrap();
     std::fs::write(
@@ -78,8 +76,11 @@ fn fixture() -> Fixture {
     let mut repo = Repo::new(t.path(), &["amd64", "arm64"]);
     repo.add(
         "trixie",
-        &DebSpec::new("ca-certificates", "20250419", "all")
-            .file("/usr/share/ca-certificates/test/netshoot-test.crt", CERT.as_bytes(), 0o644),
+        &DebSpec::new("ca-certificates", "20250419", "all").file(
+            "/usr/share/ca-certificates/test/netshoot-test.crt",
+            CERT.as_bytes(),
+            0o644,
+        ),
     );
     let work = t.path().join("srcpkg");
     std::fs::create_dir_all(&work).unwrap();
@@ -187,10 +188,17 @@ fn static_variant_compiles_verified_debian_sources_for_both_arches() {
     let files = src["files"].as_array().unwrap();
     let names: Vec<&str> = files.iter().map(|x| x["name"].as_str().unwrap()).collect();
     assert_eq!(
-        names.iter().copied().collect::<std::collections::BTreeSet<_>>(),
-        ["nshello_1.0-1.debian.tar.xz", "nshello_1.0-1.dsc", "nshello_1.0.orig.tar.gz"]
-            .into_iter()
-            .collect()
+        names
+            .iter()
+            .copied()
+            .collect::<std::collections::BTreeSet<_>>(),
+        [
+            "nshello_1.0-1.debian.tar.xz",
+            "nshello_1.0-1.dsc",
+            "nshello_1.0.orig.tar.gz"
+        ]
+        .into_iter()
+        .collect()
     );
     for x in files {
         let bytes = std::fs::read(f.pool_file(x["name"].as_str().unwrap())).unwrap();
@@ -217,21 +225,35 @@ fn static_variant_compiles_verified_debian_sources_for_both_arches() {
         let root = bundle.join("rootfs");
         let prog = root.join("usr/bin/nshello");
         let what = file_says(&prog);
-        assert!(what.contains("statically linked") || what.contains("static-pie"), "{what}");
+        assert!(
+            what.contains("statically linked") || what.contains("static-pie"),
+            "{what}"
+        );
         assert!(what.contains(machine), "{arch}: {what}");
         let run_out = ok(&mut Command::new(&prog));
         assert_eq!(run_out.trim(), "hello from the Debian patch", "{arch}");
-        assert_eq!(std::fs::read_link(root.join("usr/bin/hi")).unwrap(), Path::new("/usr/bin/nshello"));
-        assert_eq!(std::fs::read_link(root.join("bin/sh")).unwrap(), Path::new("/usr/bin/nshello"));
+        assert_eq!(
+            std::fs::read_link(root.join("usr/bin/hi")).unwrap(),
+            Path::new("/usr/bin/nshello")
+        );
+        assert_eq!(
+            std::fs::read_link(root.join("bin/sh")).unwrap(),
+            Path::new("/usr/bin/nshello")
+        );
         assert_eq!(
             std::fs::read_to_string(root.join("etc/ssl/certs/ca-certificates.crt")).unwrap(),
             format!("{CERT}\n")
         );
-        assert!(std::fs::read_to_string(root.join("etc/passwd")).unwrap().starts_with("root:x:0:0:"));
+        assert!(std::fs::read_to_string(root.join("etc/passwd"))
+            .unwrap()
+            .starts_with("root:x:0:0:"));
         let cfg = read_json(&bundle.join("config.json"));
         assert_eq!(cfg["process"]["args"], serde_json::json!(["sh"]), "{arch}");
     }
-    assert!(log.contains("compile source nshello 1.0-1 for linux/amd64"), "{log}");
+    assert!(
+        log.contains("compile source nshello 1.0-1 for linux/amd64"),
+        "{log}"
+    );
 
     // Warm: nothing compiles, same bytes.
     let digest = layout_tag_digest(&out, "1.0-static");
@@ -239,22 +261,40 @@ fn static_variant_compiles_verified_debian_sources_for_both_arches() {
     let log2 = String::from_utf8_lossy(&r.stderr).to_string();
     assert!(r.status.success(), "{log2}");
     assert!(!log2.contains("compile source"), "{log2}");
-    assert!(log2.contains("cached source nshello 1.0-1 for linux/arm64"), "{log2}");
+    assert!(
+        log2.contains("cached source nshello 1.0-1 for linux/arm64"),
+        "{log2}"
+    );
     assert_eq!(layout_tag_digest(&out, "1.0-static"), digest);
 
     // Reproducible: another cache, another build folder, same index.
     let out2 = f.t.path().join("layout2");
-    let r = run(&mut build(&spec, &out2, &f.t.path().join("cache2"), &["--locked", "-q"]));
+    let r = run(&mut build(
+        &spec,
+        &out2,
+        &f.t.path().join("cache2"),
+        &["--locked", "-q"],
+    ));
     assert!(r.status.success(), "{}", String::from_utf8_lossy(&r.stderr));
     assert_eq!(layout_tag_digest(&out2, "1.0-static"), digest);
 
     // A recipe change is a cache miss.
-    let text = std::fs::read_to_string(&spec).unwrap().replace("$CC $CFLAGS", "$CC -Os $CFLAGS");
+    let text = std::fs::read_to_string(&spec)
+        .unwrap()
+        .replace("$CC $CFLAGS", "$CC -Os $CFLAGS");
     std::fs::write(&spec, text).unwrap();
-    let r = run(&mut build(&spec, &out, &cache, &["--platform", "linux/amd64"]));
+    let r = run(&mut build(
+        &spec,
+        &out,
+        &cache,
+        &["--platform", "linux/amd64"],
+    ));
     let log3 = String::from_utf8_lossy(&r.stderr).to_string();
     assert!(r.status.success(), "{log3}");
-    assert!(log3.contains("compile source nshello 1.0-1 for linux/amd64"), "{log3}");
+    assert!(
+        log3.contains("compile source nshello 1.0-1 for linux/amd64"),
+        "{log3}"
+    );
 }
 
 #[test]
@@ -264,7 +304,14 @@ fn bundle_runs_alone_in_an_empty_container() {
     let cache = f.t.path().join("cache");
     let tarball = f.t.path().join("bundle.tar.gz");
     ok(bin()
-        .args(["export", "--static-bundle", "--platform", "linux/amd64", "-q", "--spec"])
+        .args([
+            "export",
+            "--static-bundle",
+            "--platform",
+            "linux/amd64",
+            "-q",
+            "--spec",
+        ])
         .arg(&spec)
         .arg("--cache")
         .arg(&cache)
@@ -273,19 +320,30 @@ fn bundle_runs_alone_in_an_empty_container() {
     let listing = ok(Command::new("tar").arg("-tvzf").arg(&tarball));
     assert!(listing.contains("netshoot/bin/nshello"), "{listing}");
     assert!(listing.contains("netshoot/bin/hi -> nshello"), "{listing}");
-    assert!(listing.contains("netshoot/etc/ssl/certs/ca-certificates.crt"), "{listing}");
+    assert!(
+        listing.contains("netshoot/etc/ssl/certs/ca-certificates.crt"),
+        "{listing}"
+    );
     assert!(!listing.contains("/usr/"), "{listing}");
 
     // A container whose root holds the bundle and nothing else.
     let bundle_dir = f.t.path().join("scratch");
     let rootfs = bundle_dir.join("rootfs");
     std::fs::create_dir_all(&rootfs).unwrap();
-    ok(Command::new("tar").arg("-xzf").arg(&tarball).arg("-C").arg(&rootfs));
+    ok(Command::new("tar")
+        .arg("-xzf")
+        .arg(&tarball)
+        .arg("-C")
+        .arg(&rootfs));
     let entries: Vec<String> = std::fs::read_dir(&rootfs)
         .unwrap()
         .map(|e| e.unwrap().file_name().to_string_lossy().to_string())
         .collect();
-    assert_eq!(entries, ["netshoot"], "the container has more than the bundle");
+    assert_eq!(
+        entries,
+        ["netshoot"],
+        "the container has more than the bundle"
+    );
     ok(Command::new("runc")
         .arg("spec")
         .arg("--bundle")
@@ -296,7 +354,14 @@ fn bundle_runs_alone_in_an_empty_container() {
     // An existing archive is kept when a later export fails.
     let before = std::fs::read(&tarball).unwrap();
     let r = run(bin()
-        .args(["export", "--static-bundle", "--platform", "linux/s390x", "-q", "--spec"])
+        .args([
+            "export",
+            "--static-bundle",
+            "--platform",
+            "linux/s390x",
+            "-q",
+            "--spec",
+        ])
         .arg(&spec)
         .arg("--cache")
         .arg(&cache)
@@ -313,27 +378,47 @@ fn tampered_or_missing_source_files() {
     let f = fixture();
     let spec = f.spec("t");
     // Lock against the genuine archive.
-    ok(bin().env_remove("NETSHOOT_MIRROR_TEST").args(["lock", "--spec"]).arg(&spec));
+    ok(bin()
+        .env_remove("NETSHOOT_MIRROR_TEST")
+        .args(["lock", "--spec"])
+        .arg(&spec));
     let out = f.t.path().join("layout");
-    for (n, name) in ["nshello_1.0.orig.tar.gz", "nshello_1.0-1.dsc", "nshello_1.0-1.debian.tar.xz"]
-        .iter()
-        .enumerate()
+    for (n, name) in [
+        "nshello_1.0.orig.tar.gz",
+        "nshello_1.0-1.dsc",
+        "nshello_1.0-1.debian.tar.xz",
+    ]
+    .iter()
+    .enumerate()
     {
         let path = f.pool_file(name);
         let mut bytes = std::fs::read(&path).unwrap();
         let last = bytes.len() - 2;
         bytes[last] ^= 0x20;
         let _swap = Swap::write(&path, &bytes);
-        let r = run(&mut build(&spec, &out, &f.t.path().join(format!("cache-t{n}")), &["--locked"]));
+        let r = run(&mut build(
+            &spec,
+            &out,
+            &f.t.path().join(format!("cache-t{n}")),
+            &["--locked"],
+        ));
         let err = String::from_utf8_lossy(&r.stderr);
         assert_eq!(r.status.code(), Some(3), "{name}: {err}");
         assert_eq!(err.trim_end().lines().count(), 1, "{err}");
-        assert!(err.contains(name) && err.contains("signed Sources index"), "{err}");
+        assert!(
+            err.contains(name) && err.contains("signed Sources index"),
+            "{err}"
+        );
         assert!(!out.exists(), "a layout was written despite {name}");
     }
     // A mirror without the .dsc: the signed index's record stands in.
     let _gone = Swap::remove(&f.pool_file("nshello_1.0-1.dsc"));
-    let r = run(&mut build(&spec, &out, &f.t.path().join("cache-nodsc"), &["--locked", "--platform", "linux/amd64"]));
+    let r = run(&mut build(
+        &spec,
+        &out,
+        &f.t.path().join("cache-nodsc"),
+        &["--locked", "--platform", "linux/amd64"],
+    ));
     let log = String::from_utf8_lossy(&r.stderr);
     assert!(r.status.success(), "{log}");
     assert!(log.contains("has no nshello_1.0-1.dsc"), "{log}");

@@ -239,7 +239,10 @@ pub fn lock_platform(
     })
 }
 
-pub(crate) fn classify_repo_error(repo: &str, e: debian::repository::RepositoryError) -> anyhow::Error {
+pub(crate) fn classify_repo_error(
+    repo: &str,
+    e: debian::repository::RepositoryError,
+) -> anyhow::Error {
     use debian::repository::RepositoryError as E;
     let msg = format!("apt repository {repo:?}: {e}");
     match e {

@@ -1109,7 +1109,11 @@ fn distro_id(spec: &Spec) -> String {
     format!("debian-{number}")
 }
 
-pub(crate) fn write_index(spec: &Spec, images: &[BuiltImage], layout: &OciLayout) -> Result<BlobRef> {
+pub(crate) fn write_index(
+    spec: &Spec,
+    images: &[BuiltImage],
+    layout: &OciLayout,
+) -> Result<BlobRef> {
     let manifests: Vec<Descriptor> = images
         .iter()
         .map(|i| {

@@ -49,7 +49,14 @@ pub struct SourceSpec {
     /// after Debian's own.
     #[serde(default)]
     pub patches: Vec<PathBuf>,
-    /// Shell commands run in order in the unpacked source tree.
+    /// Commands run in order by `bash -euo pipefail -c` in the unpacked
+    /// source tree, with a cleared environment: `CC`, `CXX`, `AR`, `RANLIB`
+    /// (zig for the target), `HOST` (`x86_64-linux-musl`...), `BUILD`,
+    /// `ARCH` (Debian's name), `JOBS`, `SRC`, `DEPS` (the `needs`'
+    /// installed files), `OUT` (install here, with `DESTDIR=$OUT` and
+    /// prefix `/usr`), `ROOT` (scratch space), `CFLAGS`, `CPPFLAGS`,
+    /// `LDFLAGS` (`-static -s`), pkg-config pointed at `$DEPS`,
+    /// `SOURCE_DATE_EPOCH`, `LC_ALL=C`, `TZ=UTC`.
     pub steps: Vec<String>,
 }
 
@@ -134,15 +141,21 @@ impl SourceSpec {
             )));
         }
         if self.steps.is_empty() {
-            return Err(bad_input(format!("{who}: needs `steps`, the build commands")));
+            return Err(bad_input(format!(
+                "{who}: needs `steps`, the build commands"
+            )));
         }
         for b in &self.bins {
             if b.is_empty() || b.contains('/') || b.starts_with('.') {
-                return Err(bad_input(format!("{who}: bins entry {b:?} must be a plain file name")));
+                return Err(bad_input(format!(
+                    "{who}: bins entry {b:?} must be a plain file name"
+                )));
             }
         }
         if self.links_file.is_some() && self.bins.is_empty() {
-            return Err(bad_input(format!("{who}: links_file needs a program in `bins` to link to")));
+            return Err(bad_input(format!(
+                "{who}: links_file needs a program in `bins` to link to"
+            )));
         }
         for p in &self.patches {
             if p.is_absolute() {
@@ -396,6 +409,7 @@ pub struct BuiltSource {
 
 /// Builds (or finds in the cache) every `[[source]]` entry for `platform`,
 /// dependencies first.
+#[allow(clippy::too_many_arguments)]
 pub fn build_all(
     spec: &Spec,
     locks: &BTreeMap<String, SourceLock>,
@@ -423,17 +437,15 @@ pub fn build_all(
                 s.name
             ))
         })?;
-        let deps: Vec<(String, PathBuf)> = s
-            .needs
-            .iter()
-            .map(|n| keys[n].clone())
-            .collect();
+        let deps: Vec<(String, PathBuf)> = s.needs.iter().map(|n| keys[n].clone()).collect();
         let key = cache_key(spec, s, lock, &deps, target, &zig, source_date_epoch)?;
         let who = format!("source {} {} for {platform}", s.name, lock.version);
-        let done = cache
-            .root()
-            .join("static")
-            .join(format!("{}-{}-{target}-{}", s.name, lock.version, &key[..16]));
+        let done = cache.root().join("static").join(format!(
+            "{}-{}-{target}-{}",
+            s.name,
+            lock.version,
+            &key[..16]
+        ));
         let mut cached = true;
         let mut seconds = 0.0;
         if !done.join(".complete").is_file() {
@@ -453,7 +465,17 @@ pub fn build_all(
                 spinner.set_message(format!("{} for {platform}", s.name));
                 let started = std::time::Instant::now();
                 compile(
-                    spec, s, lock, &files, &deps, target, &zig, cache, source_date_epoch, &done,
+                    spec,
+                    s,
+                    lock,
+                    &files,
+                    &deps,
+                    target,
+                    platform,
+                    &zig,
+                    cache,
+                    source_date_epoch,
+                    &done,
                     &who,
                 )?;
                 drop(spinner);
@@ -517,9 +539,12 @@ fn cache_key(
     let mut patches = Vec::new();
     for p in &s.patches {
         let path = spec.base_dir().join(p);
-        patches.push((p.display().to_string(), sha256_file(&path).map_err(|e| {
-            bad_input(format!("source {:?}: patch {}: {e}", s.name, p.display()))
-        })?));
+        patches.push((
+            p.display().to_string(),
+            sha256_file(&path).map_err(|e| {
+                bad_input(format!("source {:?}: patch {}: {e}", s.name, p.display()))
+            })?,
+        ));
     }
     let aux: Vec<String> = ["config.sub", "config.guess"]
         .iter()
@@ -538,9 +563,9 @@ fn cache_key(
         "autotools": aux,
         "epoch": epoch,
     });
-    Ok(hex::encode(Sha256::digest(
-        image_layout::canonical_json(&v)?,
-    )))
+    Ok(hex::encode(Sha256::digest(image_layout::canonical_json(
+        &v,
+    )?)))
 }
 
 /// Downloads (or finds in the cache) every file of a locked source
@@ -600,7 +625,9 @@ fn dsc_body(text: &str) -> &str {
         return text;
     };
     let body = rest.split_once("\n\n").map(|(_, b)| b).unwrap_or(rest);
-    body.split("-----BEGIN PGP SIGNATURE-----").next().unwrap_or(body)
+    body.split("-----BEGIN PGP SIGNATURE-----")
+        .next()
+        .unwrap_or(body)
 }
 
 /// A `.dsc` written from the lock: what dpkg-source needs to unpack.
@@ -612,10 +639,18 @@ fn synth_dsc(lock: &SourceLock, files: &[(LockedSourceFile, Option<PathBuf>)]) -
         if f.name.ends_with(".dsc") {
             continue;
         }
-        let path = path.as_ref().ok_or_else(|| bad_input(format!("{} missing", f.name)))?;
-        let data = std::fs::read(path).map_err(|e| bad_input(format!("{}: {e}", path.display())))?;
+        let path = path
+            .as_ref()
+            .ok_or_else(|| bad_input(format!("{} missing", f.name)))?;
+        let data =
+            std::fs::read(path).map_err(|e| bad_input(format!("{}: {e}", path.display())))?;
         sha.push_str(&format!(" {} {} {}\n", f.sha256, f.size, f.name));
-        md5s.push_str(&format!(" {} {} {}\n", hex::encode(md5::Md5::digest(&data)), f.size, f.name));
+        md5s.push_str(&format!(
+            " {} {} {}\n",
+            hex::encode(md5::Md5::digest(&data)),
+            f.size,
+            f.name
+        ));
     }
     Ok(format!(
         "Format: {}\nSource: {}\nVersion: {}\nChecksums-Sha256:\n{sha}Files:\n{md5s}",
@@ -633,6 +668,7 @@ fn compile(
     files: &[(LockedSourceFile, Option<PathBuf>)],
     deps: &[(String, PathBuf)],
     target: &str,
+    platform: &Platform,
     zig: &Zig,
     cache: &Cache,
     epoch: u64,
@@ -645,7 +681,15 @@ fn compile(
     let root = work_parent.join(format!("{}-{target}", s.name));
     remove_dir_if_exists(&root)?;
     let dl = root.join("dl");
-    for d in ["dl", "deps", "out", "tools", "home", "zig-local"] {
+    for d in [
+        "dl",
+        "deps/usr/include",
+        "deps/usr/lib",
+        "out",
+        "tools",
+        "home",
+        "zig-local",
+    ] {
         std::fs::create_dir_all(root.join(d))
             .map_err(|e| bad_input(format!("{}: {e}", root.display())))?;
     }
@@ -673,7 +717,9 @@ fn compile(
             let listed = paras
                 .first()
                 .and_then(|p| p.get("Checksums-Sha256"))
-                .ok_or_else(|| verification(format!("{who}: {} has no Checksums-Sha256", f.name)))?;
+                .ok_or_else(|| {
+                    verification(format!("{who}: {} has no Checksums-Sha256", f.name))
+                })?;
             let mut in_dsc: Vec<(String, String, u64)> =
                 debian::sources::parse_checksums(&lock.package, listed)
                     .map_err(|e| verification(format!("{who}: {}: {e}", f.name)))?
@@ -707,7 +753,11 @@ fn compile(
         .env("LC_ALL", "C")
         .stdin(Stdio::null())
         .output()
-        .map_err(|e| bad_input(format!("cannot run dpkg-source (apt-get install dpkg-dev): {e}")))?;
+        .map_err(|e| {
+            bad_input(format!(
+                "cannot run dpkg-source (apt-get install dpkg-dev): {e}"
+            ))
+        })?;
     if !out.status.success() {
         return Err(verification(format!(
             "{who}: dpkg-source -x failed: {}",
@@ -719,7 +769,13 @@ fn compile(
             .map_err(|e| bad_input(format!("{who}: patch {}: {e}", p.display())))?;
         let out = Command::new("patch")
             .current_dir(&src)
-            .args(["-p1", "--batch", "--forward", "--no-backup-if-mismatch", "-i"])
+            .args([
+                "-p1",
+                "--batch",
+                "--forward",
+                "--no-backup-if-mismatch",
+                "-i",
+            ])
             .arg(&path)
             .stdin(Stdio::null())
             .output()
@@ -740,21 +796,21 @@ fn compile(
     }
     let tools = root.join("tools");
     write_wrappers(&tools, zig, target, &root)?;
-    let jobs = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
+    let debian_arch = crate::apt::debian_arch(platform)?;
+    let jobs = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1);
     let deps_dir = root.join("deps");
-    let path_env = format!(
-        "{}:/usr/local/bin:/usr/bin:/bin",
-        tools.display()
-    );
+    let path_env = format!("{}:/usr/local/bin:/usr/bin:/bin", tools.display());
     // zig's own cache (its musl libc per target) is content-addressed and
     // may be shared between caches (`NETSHOOT_ZIG_CACHE`).
     let zig_cache = std::env::var_os("NETSHOOT_ZIG_CACHE")
         .map(PathBuf::from)
         .unwrap_or_else(|| cache.root().join("zig-cache"));
     for (i, step) in s.steps.iter().enumerate() {
-        let mut cmd = Command::new("/bin/sh");
+        let mut cmd = Command::new("bash");
         cmd.current_dir(&src)
-            .args(["-eu", "-c", step])
+            .args(["-euo", "pipefail", "-c", step])
             .env_clear()
             .env("PATH", &path_env)
             .env("HOME", root.join("home"))
@@ -762,6 +818,8 @@ fn compile(
             .env("TZ", "UTC")
             .env("SOURCE_DATE_EPOCH", epoch.to_string())
             .env("HOST", target)
+            .env("ARCH", debian_arch)
+            .env("ROOT", &root)
             .env("BUILD", "x86_64-linux-gnu")
             .env("JOBS", jobs.to_string())
             .env("SRC", &src)
@@ -777,7 +835,10 @@ fn compile(
             .env("CFLAGS", "-O2")
             .env("CXXFLAGS", "-O2")
             .env("CPPFLAGS", format!("-I{}/usr/include", deps_dir.display()))
-            .env("LDFLAGS", format!("-L{}/usr/lib -static -s", deps_dir.display()))
+            .env(
+                "LDFLAGS",
+                format!("-L{}/usr/lib -static -s", deps_dir.display()),
+            )
             .env("PKG_CONFIG_LIBDIR", deps_dir.join("usr/lib/pkgconfig"))
             .env("PKG_CONFIG_SYSROOT_DIR", &deps_dir)
             .env("ZIG_GLOBAL_CACHE_DIR", &zig_cache)
@@ -795,7 +856,7 @@ fn compile(
             let why = lines
                 .iter()
                 .rev()
-                .find(|l| l.contains("error"))
+                .find(|l| l.contains("error:") || l.contains("Error ") || l.contains("*** "))
                 .or(lines.last())
                 .map(|l| l.trim())
                 .unwrap_or("no output");
@@ -835,7 +896,8 @@ fn replace_autotools_aux(src: &Path) -> Result<()> {
     }
     let mut stack = vec![src.to_path_buf()];
     while let Some(dir) = stack.pop() {
-        let rd = std::fs::read_dir(&dir).map_err(|e| bad_input(format!("{}: {e}", dir.display())))?;
+        let rd =
+            std::fs::read_dir(&dir).map_err(|e| bad_input(format!("{}: {e}", dir.display())))?;
         for e in rd.flatten() {
             let p = e.path();
             let ft = match e.file_type() {
@@ -863,8 +925,20 @@ fn write_wrappers(tools: &Path, zig: &Zig, target: &str, root: &Path) -> Result<
     use std::os::unix::fs::PermissionsExt;
     let z = zig.path.display();
     let scripts = [
-        ("cc", format!("exec {z} cc -target {target} -ffile-prefix-map={}=/build \"$@\"\n", root.display())),
-        ("c++", format!("exec {z} c++ -target {target} -ffile-prefix-map={}=/build \"$@\"\n", root.display())),
+        (
+            "cc",
+            format!(
+                "exec {z} cc -target {target} -ffile-prefix-map={}=/build \"$@\"\n",
+                root.display()
+            ),
+        ),
+        (
+            "c++",
+            format!(
+                "exec {z} c++ -target {target} -ffile-prefix-map={}=/build \"$@\"\n",
+                root.display()
+            ),
+        ),
         ("ar", format!("exec {z} ar \"$@\"\n")),
         ("ranlib", format!("exec {z} ranlib \"$@\"\n")),
     ];

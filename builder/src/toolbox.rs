@@ -19,11 +19,16 @@ const BIN_DIR: &str = "/usr/bin";
 /// The top folder of a bundle.
 pub const BUNDLE_DIR: &str = "netshoot";
 const PATH_ENV: &str = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
-const PASSWD: &str = "root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/nonexistent:/bin/false\n";
+const PASSWD: &str =
+    "root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/nonexistent:/bin/false\n";
 const GROUP: &str = "root:x:0:\nnogroup:x:65534:\n";
+
+/// One platform's programs and its CA bundle.
+type PlatformBuild = (Platform, Vec<BuiltSource>, Vec<u8>);
 
 /// Builds every `[[source]]` entry for each platform and returns them
 /// with the platform's CA bundle.
+#[allow(clippy::too_many_arguments)]
 fn build_platforms(
     spec: &Spec,
     opts_mirrors: &crate::apt::MirrorConfig,
@@ -33,7 +38,7 @@ fn build_platforms(
     epoch: u64,
     log: &(dyn Fn(String) + Sync),
     prog: &crate::progress::Progress,
-) -> Result<Vec<(Platform, Vec<BuiltSource>, Vec<u8>)>> {
+) -> Result<Vec<PlatformBuild>> {
     let mut out = Vec::new();
     for p in platforms {
         let built = crate::sources::build_all(
@@ -171,8 +176,11 @@ fn image_tree(built: &[BuiltSource], ca: &[u8], epoch: u64) -> Result<Tree> {
     t.insert("tmp", dir_entry(0o1777, epoch)).map_err(err)?;
     for b in built {
         for (name, path) in &b.bins {
-            t.insert(&format!("{BIN_DIR}/{name}"), file_entry(path, 0o755, epoch)?)
-                .map_err(err)?;
+            t.insert(
+                &format!("{BIN_DIR}/{name}"),
+                file_entry(path, 0o755, epoch)?,
+            )
+            .map_err(err)?;
         }
     }
     // Applets at the paths their program lists (/bin/sh, /sbin/ifconfig...),
@@ -183,8 +191,10 @@ fn image_tree(built: &[BuiltSource], ca: &[u8], epoch: u64) -> Result<Tree> {
                 .map_err(err)?;
         }
     }
-    t.insert("etc/passwd", data_entry(PASSWD, 0o644, epoch)).map_err(err)?;
-    t.insert("etc/group", data_entry(GROUP, 0o644, epoch)).map_err(err)?;
+    t.insert("etc/passwd", data_entry(PASSWD, 0o644, epoch))
+        .map_err(err)?;
+    t.insert("etc/group", data_entry(GROUP, 0o644, epoch))
+        .map_err(err)?;
     t.insert(
         "etc/ssl/certs/ca-certificates.crt",
         data_entry(ca.to_vec(), 0o644, epoch),
@@ -211,8 +221,11 @@ fn bundle_tree(built: &[BuiltSource], ca: &[u8], epoch: u64) -> Result<Tree> {
         }
     }
     for (_, name, prog) in applet_links(built) {
-        t.insert(&format!("{BUNDLE_DIR}/bin/{name}"), link_entry(&prog, epoch))
-            .map_err(err)?;
+        t.insert(
+            &format!("{BUNDLE_DIR}/bin/{name}"),
+            link_entry(&prog, epoch),
+        )
+        .map_err(err)?;
     }
     t.insert(
         &format!("{BUNDLE_DIR}/etc/ssl/certs/ca-certificates.crt"),
@@ -246,9 +259,10 @@ pub(crate) fn build_image(
     cache: &Cache,
     prog: &crate::progress::Progress,
 ) -> Result<BuildResult> {
-    let st = spec.statics.clone().ok_or_else(|| {
-        bad_input(format!("{}: has no [static] table", spec.path.display()))
-    })?;
+    let st = spec
+        .statics
+        .clone()
+        .ok_or_else(|| bad_input(format!("{}: has no [static] table", spec.path.display())))?;
     if spec.source.is_empty() {
         return Err(bad_input(format!(
             "{}: --variant static needs [[source]] entries",
@@ -266,9 +280,10 @@ pub(crate) fn build_image(
     let version = spec.image.tag.clone();
     spec.image.labels =
         crate::build::image_labels(&spec, &version, &opts.labels, opts.source_date_epoch)?;
-    spec.image
-        .labels
-        .insert("org.opencontainers.image.title".into(), format!("{}-static", spec.image.name));
+    spec.image.labels.insert(
+        "org.opencontainers.image.title".into(),
+        format!("{}-static", spec.image.name),
+    );
     spec.image.cmd = Some(st.cmd.clone());
     spec.image.entrypoint = None;
     spec.image.env = vec![PATH_ENV.to_string()];

@@ -301,12 +301,11 @@ pub fn load_sources_index(
     let release = load_release(fetch, base, suite, keyring, now)?;
     let dir = format!("{component}/source");
     let got = fetch_listed(fetch, &release, base, suite, &dir, "Sources")?;
-    let packages = crate::sources::parse_sources(&got.text).map_err(|e| {
-        RepositoryError::Sources {
+    let packages =
+        crate::sources::parse_sources(&got.text).map_err(|e| RepositoryError::Sources {
             url: got.url.clone(),
             reason: e.to_string(),
-        }
-    })?;
+        })?;
     Ok(SourcesIndex {
         release_digest: release.digest.clone(),
         path: got.path,
@@ -388,7 +387,10 @@ fn fetch_listed(
         });
     }
     // Distinguish "the Release lists none" from "the server has none".
-    if !["xz", "gz", ""].iter().any(|ext| release.sha256(&path_of(ext)).is_some()) {
+    if !["xz", "gz", ""]
+        .iter()
+        .any(|ext| release.sha256(&path_of(ext)).is_some())
+    {
         return Err(RepositoryError::NotListed {
             url: format!("{dists}/InRelease"),
             path: path_of(""),

@@ -65,7 +65,9 @@ pub fn parse_checksums(package: &str, field: &str) -> Result<Vec<SourceFile>, So
     for line in field.lines().map(str::trim).filter(|l| !l.is_empty()) {
         let parts: Vec<&str> = line.split_whitespace().collect();
         let [sha256, size, name] = parts[..] else {
-            return Err(bad(format!("Checksums-Sha256 line {line:?} is not `SHA256 SIZE NAME`")));
+            return Err(bad(format!(
+                "Checksums-Sha256 line {line:?} is not `SHA256 SIZE NAME`"
+            )));
         };
         if sha256.len() != 64 || !sha256.bytes().all(|b| b.is_ascii_hexdigit()) {
             return Err(bad(format!("{name}: {sha256:?} is not a sha256")));
@@ -98,10 +100,12 @@ pub fn parse_sources(text: &str) -> Result<Vec<SourcePackage>, SourcesIndexError
     for p in paragraphs {
         let name = p.get("Package").unwrap_or("?").to_string();
         let field = |f: &str| {
-            p.get(f).map(str::to_string).ok_or_else(|| SourcesIndexError::Field {
-                package: name.clone(),
-                reason: format!("no {f} field"),
-            })
+            p.get(f)
+                .map(str::to_string)
+                .ok_or_else(|| SourcesIndexError::Field {
+                    package: name.clone(),
+                    reason: format!("no {f} field"),
+                })
         };
         let version_text = field("Version")?;
         let version = Version::parse(&version_text).map_err(|e| SourcesIndexError::Field {

@@ -445,9 +445,11 @@ impl Repo {
     pub fn add_source(&mut self, suite: &str, dsc: &Path) -> String {
         let text = std::fs::read_to_string(dsc).unwrap();
         let body = match text.split_once("\n\n") {
-            Some((head, rest)) if head.starts_with("-----BEGIN PGP") => {
-                rest.split("-----BEGIN PGP SIGNATURE").next().unwrap().to_string()
-            }
+            Some((head, rest)) if head.starts_with("-----BEGIN PGP") => rest
+                .split("-----BEGIN PGP SIGNATURE")
+                .next()
+                .unwrap()
+                .to_string(),
             _ => text.clone(),
         };
         let para = &paragraphs(&body)[0];
@@ -457,10 +459,18 @@ impl Repo {
         std::fs::create_dir_all(&pool).unwrap();
         let dsc_name = dsc.file_name().unwrap().to_string_lossy().to_string();
         let dsc_bytes = std::fs::read(dsc).unwrap();
-        let mut sha = format!(" {} {} {dsc_name}\n", sha256_hex(&dsc_bytes), dsc_bytes.len());
+        let mut sha = format!(
+            " {} {} {dsc_name}\n",
+            sha256_hex(&dsc_bytes),
+            dsc_bytes.len()
+        );
         let mut files = format!(" {} {} {dsc_name}\n", md5_hex(&dsc_bytes), dsc_bytes.len());
         std::fs::write(pool.join(&dsc_name), &dsc_bytes).unwrap();
-        for line in field(para, "Checksums-Sha256").unwrap().lines().filter(|l| !l.trim().is_empty()) {
+        for line in field(para, "Checksums-Sha256")
+            .unwrap()
+            .lines()
+            .filter(|l| !l.trim().is_empty())
+        {
             let f = line.split_whitespace().nth(2).unwrap();
             let bytes = std::fs::read(dsc.parent().unwrap().join(f)).unwrap();
             std::fs::write(pool.join(f), &bytes).unwrap();
@@ -473,13 +483,24 @@ impl Repo {
                 continue;
             }
             if v.contains('\n') {
-                stanza.push_str(&format!("{k}:{}\n", v.lines().filter(|l| !l.trim().is_empty()).map(|l| format!("\n {}", l.trim())).collect::<String>()));
+                stanza.push_str(&format!(
+                    "{k}:{}\n",
+                    v.lines()
+                        .filter(|l| !l.trim().is_empty())
+                        .map(|l| format!("\n {}", l.trim()))
+                        .collect::<String>()
+                ));
             } else {
                 stanza.push_str(&format!("{k}: {v}\n"));
             }
         }
-        stanza.push_str(&format!("Directory: {dir}\nFiles:\n{files}Checksums-Sha256:\n{sha}"));
-        self.sources.entry(suite.to_string()).or_default().push(stanza);
+        stanza.push_str(&format!(
+            "Directory: {dir}\nFiles:\n{files}Checksums-Sha256:\n{sha}"
+        ));
+        self.sources
+            .entry(suite.to_string())
+            .or_default()
+            .push(stanza);
         dir
     }
 

@@ -3,6 +3,8 @@
 //! the real consumers (skopeo, umoci, runc, podman).
 #![allow(dead_code)]
 
+pub mod netns;
+
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpListener;

@@ -1,0 +1,375 @@
+//! The static toolbox of the default spec (`build --variant static`,
+//! `export --static-bundle`): every program compiled from its Debian
+//! source package for amd64 and arm64, checked static for the right
+//! machine by `file` and `readelf`, run under runc (amd64) and qemu-user
+//! (arm64), built twice in separate caches to the same bytes, and used
+//! the way netshoot is: joined to a target container's network namespace,
+//! and copied into a container that has nothing else.
+//!
+//! Addresses come from 192.0.2.0/24 inside namespaces these tests make and
+//! remove; every loop is bounded.
+
+mod common;
+use common::netns::*;
+use common::*;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::OnceLock;
+use std::time::Duration;
+
+/// Every program of the toolbox and an argument that makes it print its
+/// version and exit 0.
+const PROGRAMS: &[(&str, &str)] = &[
+    ("busybox", "--help"),
+    ("tcpdump", "--version"),
+    ("socat", "-V"),
+    ("iperf3", "--version"),
+    ("curl", "--version"),
+    ("ip", "-V"),
+    ("ss", "-V"),
+    ("ethtool", "--version"),
+    ("strace", "-V"),
+    ("nc", "-h"),
+    ("drill", "-v"),
+];
+
+struct Toolbox {
+    dir: tempfile::TempDir,
+    spec: PathBuf,
+    layout: PathBuf,
+    tag: String,
+    /// umoci bundles' root filesystems.
+    amd64: PathBuf,
+    arm64: PathBuf,
+}
+
+fn toolbox() -> &'static Toolbox {
+    static TB: OnceLock<Toolbox> = OnceLock::new();
+    TB.get_or_init(|| {
+        let dir = tempfile::tempdir().unwrap();
+        // The default spec relocked in a copy: the committed lock pins
+        // files a mirror drops once they are superseded.
+        let tools = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tools");
+        let spec_dir = dir.path().join("tools");
+        ok(Command::new("cp").arg("-a").arg(&tools).arg(&spec_dir));
+        let spec = spec_dir.join("netshoot.toml");
+        ok(bin().args(["lock", "-q", "--spec"]).arg(&spec));
+        let layout = dir.path().join("static");
+        ok(bin()
+            .args(["build", "-q", "--locked", "--variant", "static", "--spec"])
+            .arg(&spec)
+            .arg("--out")
+            .arg(&layout));
+        let text = std::fs::read_to_string(&spec).unwrap();
+        let version = text
+            .lines()
+            .find_map(|l| l.strip_prefix("tag = \""))
+            .and_then(|r| r.split('"').next())
+            .unwrap()
+            .to_string();
+        let tag = format!("{version}-static");
+        let mut roots = Vec::new();
+        for arch in ["amd64", "arm64"] {
+            let work = dir.path().join(format!("unpack-{arch}"));
+            std::fs::create_dir_all(&work).unwrap();
+            roots.push(aptrepo_free_unpack(&layout, &tag, arch, &work));
+        }
+        let arm64 = roots.pop().unwrap();
+        let amd64 = roots.pop().unwrap();
+        Toolbox {
+            dir,
+            spec,
+            layout,
+            tag,
+            amd64,
+            arm64,
+        }
+    })
+}
+
+/// skopeo copies one platform out, umoci unpacks it; returns the rootfs.
+fn aptrepo_free_unpack(layout: &Path, tag: &str, arch: &str, work: &Path) -> PathBuf {
+    let single = work.join("single");
+    ok(Command::new("skopeo")
+        .args([
+            "copy",
+            "-q",
+            "--override-os",
+            "linux",
+            "--override-arch",
+            arch,
+        ])
+        .arg(format!("oci:{}:{tag}", layout.display()))
+        .arg(format!("oci:{}:{arch}", single.display())));
+    let bundle = work.join("bundle");
+    ok(Command::new("umoci")
+        .args(["unpack", "--image"])
+        .arg(format!("{}:{arch}", single.display()))
+        .arg(&bundle));
+    bundle.join("rootfs")
+}
+
+#[test]
+fn every_program_is_static_for_its_machine_and_runs() {
+    let tb = toolbox();
+    for (arch, root, machine) in [
+        ("amd64", &tb.amd64, "x86-64"),
+        ("arm64", &tb.arm64, "ARM aarch64"),
+    ] {
+        for (prog, version_arg) in PROGRAMS {
+            let p = root.join("usr/bin").join(prog);
+            let what = ok(Command::new("file").arg("-b").arg(&p));
+            assert!(what.contains("statically linked"), "{arch} {prog}: {what}");
+            assert!(what.contains(machine), "{arch} {prog}: {what}");
+            let headers = ok(Command::new("readelf").args(["-lW"]).arg(&p));
+            assert!(
+                !headers.contains("INTERP"),
+                "{arch} {prog} asks for a loader"
+            );
+            let dynamic = ok(Command::new("readelf").args(["-dW"]).arg(&p));
+            assert!(!dynamic.contains("NEEDED"), "{arch} {prog}: {dynamic}");
+            // arm64 through binfmt_misc's qemu-aarch64.
+            let out = run(Command::new(&p).arg(version_arg));
+            assert!(
+                out.status.success() || *prog == "nc",
+                "{arch} {prog} {version_arg}: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        // busybox's shell and applets, linked where busybox lists them.
+        assert_eq!(
+            std::fs::read_link(root.join("bin/sh")).unwrap(),
+            Path::new("/usr/bin/busybox")
+        );
+        let cfg: serde_json::Value = serde_json::from_slice(
+            &std::fs::read(root.parent().unwrap().join("config.json")).unwrap(),
+        )
+        .unwrap();
+        assert_eq!(cfg["process"]["args"], serde_json::json!(["sh"]));
+        let bundle =
+            std::fs::read_to_string(root.join("etc/ssl/certs/ca-certificates.crt")).unwrap();
+        assert!(
+            bundle.matches("BEGIN CERTIFICATE").count() > 100,
+            "{arch}: CA bundle"
+        );
+    }
+    // Nothing in the image but the toolbox: no libc, no package database.
+    for gone in ["lib", "usr/lib", "var/lib/dpkg"] {
+        assert!(
+            !tb.amd64.join(gone).exists(),
+            "{gone} is in the static image"
+        );
+    }
+    // The amd64 image runs its own shell under runc.
+    let (okay, out) = runc_shell(
+        &tb.amd64,
+        None,
+        &[],
+        None,
+        "/bin/sh",
+        "echo $((6*7)); ls /usr/bin | wc -l",
+    );
+    assert!(okay, "{out}");
+    assert!(out.starts_with("42\n"), "{out}");
+}
+
+#[test]
+fn two_builds_in_separate_caches_give_the_same_bytes() {
+    let tb = toolbox();
+    let layout2 = tb.dir.path().join("static-again");
+    let cache2 = tb.dir.path().join("cache-again");
+    let r = run(bin()
+        .args(["build", "--locked", "--variant", "static", "--spec"])
+        .arg(&tb.spec)
+        .arg("--out")
+        .arg(&layout2)
+        .arg("--cache")
+        .arg(&cache2));
+    let log = String::from_utf8_lossy(&r.stderr);
+    assert!(r.status.success(), "{log}");
+    // Every entry was compiled again here, for both platforms.
+    let entries = std::fs::read_to_string(&tb.spec)
+        .unwrap()
+        .matches("\n[[source]]")
+        .count();
+    assert_eq!(log.matches("compiled source").count(), 2 * entries, "{log}");
+    assert_eq!(
+        layout_tag_digest(&layout2, &tb.tag),
+        layout_tag_digest(&tb.layout, &tb.tag),
+        "the static image differs between two builds"
+    );
+    // And a warm build in that cache compiles nothing.
+    let r = run(bin()
+        .args(["build", "--locked", "--variant", "static", "--spec"])
+        .arg(&tb.spec)
+        .arg("--out")
+        .arg(&layout2)
+        .arg("--cache")
+        .arg(&cache2));
+    let log = String::from_utf8_lossy(&r.stderr);
+    assert!(r.status.success(), "{log}");
+    assert!(!log.contains("compile source"), "{log}");
+}
+
+#[test]
+fn static_image_joined_to_a_target_namespace() {
+    let tb = toolbox();
+    let root = &tb.amd64;
+    let mut net = Net::new("s");
+    let nsp = format!("/var/run/netns/{}", net.target);
+    let t = net.target.clone();
+    // The target's services, from the toolbox's own static programs.
+    std::fs::create_dir_all(root.join("srv/www")).unwrap();
+    std::fs::create_dir_all(root.join("dev")).unwrap();
+    std::fs::write(root.join("srv/www/index.html"), "static target page\n").unwrap();
+    net.spawn(
+        &t,
+        root,
+        "exec busybox httpd -f -p 192.0.2.1:8080 -h /srv/www",
+    );
+    net.spawn(&t, root, "exec iperf3 -s -B 192.0.2.1 -p 5201");
+    net.spawn(
+        &t,
+        root,
+        "exec socat TCP-LISTEN:7000,bind=192.0.2.1,fork,reuseaddr SYSTEM:'echo socat-answer'",
+    );
+    wait_until("the target's servers", || {
+        Command::new("ip")
+            .args(["netns", "exec", &t])
+            .arg(root.join("usr/bin/ss"))
+            .arg("-tln")
+            .output()
+            .map(|o| {
+                let s = String::from_utf8_lossy(&o.stdout);
+                s.contains(":8080") && s.contains(":5201") && s.contains(":7000")
+            })
+            .unwrap_or(false)
+    });
+    let script = r#"
+echo "== ip"; ip addr show eth0
+echo "== ss"; ss -tln
+echo "== curl"; curl -s http://192.0.2.1:8080/
+echo "== tcpdump"
+( sleep 2; for i in 1 2 3 4 5 6; do curl -s -o /dev/null http://192.0.2.1:8080/; sleep 0.3; done ) &
+timeout 30 tcpdump -n -c 3 -i eth0 tcp port 8080 2>&1
+wait
+echo "== iperf3"; iperf3 -c 192.0.2.1 -p 5201 -t 1 2>&1 | tail -3
+echo "== socat"; echo hi | socat -T 5 - TCP:192.0.2.1:7000
+echo "== nc"; nc -vz -w 3 192.0.2.1 8080 2>&1
+echo "== ethtool"; ethtool -i eth0
+echo "== strace"; strace -f -e trace=connect curl -s -o /dev/null http://192.0.2.1:8080/ 2>&1 | grep -c 'connect('
+echo "== end"
+"#;
+    let caps = ["NET_RAW", "NET_ADMIN", "SYS_PTRACE", "SETUID", "SETGID"];
+    let (okay, out) = runc_shell(root, Some(&nsp), &caps, None, "/bin/sh", script);
+    let section = |name: &str| -> String {
+        out.split(&format!("== {name}\n"))
+            .nth(1)
+            .and_then(|s| s.split("\n== ").next())
+            .unwrap_or("")
+            .to_string()
+    };
+    assert!(okay, "{out}");
+    assert!(section("ip").contains("192.0.2.1/24"), "{out}");
+    for port in [":8080", ":5201", ":7000"] {
+        assert!(section("ss").contains(port), "ss misses {port}: {out}");
+    }
+    assert_eq!(section("curl").trim(), "static target page", "{out}");
+    let cap = section("tcpdump");
+    assert!(cap.contains("3 packets captured"), "{out}");
+    assert!(cap.contains("192.0.2.1.8080"), "{out}");
+    assert!(section("iperf3").contains("receiver"), "{out}");
+    assert_eq!(section("socat").trim(), "socat-answer", "{out}");
+    assert!(section("nc").contains("succeeded"), "{out}");
+    assert!(section("ethtool").contains("driver: veth"), "{out}");
+    assert!(
+        section("strace").trim().parse::<u32>().unwrap_or(0) >= 1,
+        "{out}"
+    );
+    assert!(out.contains("== end"), "{out}");
+    drop(net);
+    std::thread::sleep(Duration::from_millis(100));
+}
+
+#[test]
+fn bundle_alone_in_a_container_without_libc() {
+    let tb = toolbox();
+    let tarball = tb.dir.path().join("netshoot-static-amd64.tar.gz");
+    ok(bin()
+        .args([
+            "export",
+            "--static-bundle",
+            "--platform",
+            "linux/amd64",
+            "-q",
+            "--locked",
+            "--spec",
+        ])
+        .arg(&tb.spec)
+        .arg("-o")
+        .arg(&tarball));
+    // A scratch container: the bundle and nothing else, no shell, no libc.
+    let bundle = tb.dir.path().join("scratch");
+    let rootfs = bundle.join("rootfs");
+    std::fs::create_dir_all(&rootfs).unwrap();
+    ok(Command::new("tar")
+        .arg("-xzf")
+        .arg(&tarball)
+        .arg("-C")
+        .arg(&rootfs));
+    let top: Vec<String> = std::fs::read_dir(&rootfs)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().to_string())
+        .collect();
+    assert_eq!(top, ["netshoot"]);
+    for (prog, _) in PROGRAMS {
+        assert!(
+            rootfs.join("netshoot/bin").join(prog).is_file(),
+            "{prog} missing"
+        );
+    }
+    ok(Command::new("runc")
+        .arg("spec")
+        .arg("--bundle")
+        .arg(&bundle));
+    let mut net = Net::new("b");
+    let nsp = format!("/var/run/netns/{}", net.target);
+    let t = net.target.clone();
+    // The server side from the image's copy, run by the host in the target.
+    std::fs::create_dir_all(tb.amd64.join("srv/bundle")).unwrap();
+    std::fs::create_dir_all(tb.amd64.join("dev")).unwrap();
+    std::fs::write(
+        tb.amd64.join("srv/bundle/index.html"),
+        "bundle target page\n",
+    )
+    .unwrap();
+    net.spawn(
+        &t,
+        &tb.amd64,
+        "exec busybox httpd -f -p 192.0.2.1:8081 -h /srv/bundle",
+    );
+    wait_until("the target's web server", || {
+        Command::new("ip")
+            .args(["netns", "exec", &t])
+            .arg(tb.amd64.join("usr/bin/ss"))
+            .arg("-tln")
+            .output()
+            .map(|o| String::from_utf8_lossy(&o.stdout).contains(":8081"))
+            .unwrap_or(false)
+    });
+    // The bundle's own shell drives the bundle's tools.
+    let script = "export PATH=/netshoot/bin; ip -o addr show eth0; ss -tln; curl -s http://192.0.2.1:8081/; nc -vz -w 3 192.0.2.1 8081 2>&1";
+    let (okay, out) = runc_shell(
+        &rootfs,
+        Some(&nsp),
+        &["NET_RAW"],
+        None,
+        "/netshoot/bin/sh",
+        script,
+    );
+    assert!(okay, "{out}");
+    assert!(out.contains("192.0.2.1/24"), "{out}");
+    assert!(out.contains(":8081"), "{out}");
+    assert!(out.contains("bundle target page"), "{out}");
+    assert!(out.contains("succeeded"), "{out}");
+}

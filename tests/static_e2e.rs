@@ -255,6 +255,19 @@ fn static_variant_compiles_verified_debian_sources_for_both_arches() {
         "{log}"
     );
 
+    // Its SBOM names the source package, and the reference validator accepts it.
+    let sbom = ok(bin()
+        .args(["sbom", "--platform", "linux/arm64", "--layout"])
+        .arg(&out));
+    assert!(
+        sbom.contains("pkg:deb/debian/nshello@1.0-1?arch=source"),
+        "{sbom}"
+    );
+    let sbom_file = f.t.path().join("static.spdx.json");
+    std::fs::write(&sbom_file, &sbom).unwrap();
+    let (valid, report) = validate_spdx(&sbom_file);
+    assert!(valid, "{report}");
+
     // Warm: nothing compiles, same bytes.
     let digest = layout_tag_digest(&out, "1.0-static");
     let r = run(&mut build(&spec, &out, &cache, &["--locked"]));

@@ -1095,9 +1095,15 @@ fn distro_id(spec: &Spec) -> String {
         .as_ref()
         .and_then(|a| a.repository.first())
         .and_then(|r| r.suites.first())
-        .map(|s| s.split('-').next().unwrap_or(s).to_string())
+        .cloned()
         .unwrap_or_default();
-    let number = match suite.as_str() {
+    debian_distro(&suite)
+}
+
+/// The purl distro qualifier for a Debian suite (`trixie-updates` →
+/// `debian-13`).
+pub(crate) fn debian_distro(suite: &str) -> String {
+    let number = match suite.split('-').next().unwrap_or(suite) {
         "buster" => "10",
         "bullseye" => "11",
         "bookworm" => "12",

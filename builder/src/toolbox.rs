@@ -321,7 +321,7 @@ pub(crate) fn build_image(
     for (p, b, ca) in &built {
         summary(p, b, &progress);
         let tree = image_tree(b, ca, opts.source_date_epoch)?;
-        let img = crate::build::write_image(
+        let mut img = crate::build::write_image(
             &spec,
             p,
             vec![("static".to_string(), tree)],
@@ -332,10 +332,43 @@ pub(crate) fn build_image(
             Some("0:0".into()),
             None,
         )?;
+        // The SBOM lists the source packages the programs were compiled
+        // from (purl `pkg:deb/debian/NAME@VERSION?arch=source`).
+        let input = crate::sbom::SbomInput {
+            image_name: format!("{}-static", spec.image.name),
+            image_version: format!("{version}{}", st.tag_suffix),
+            platform: p.to_string(),
+            subject_digest: img.manifest.digest.to_string(),
+            created: crate::build::rfc3339(opts.source_date_epoch),
+            distro: crate::build::debian_distro(&st.suite),
+            packages: b
+                .iter()
+                .map(|s| crate::sbom::SbomPackage {
+                    kind: crate::sbom::PackageKind::Deb,
+                    name: s.name.clone(),
+                    version: s.version.clone(),
+                    arch: Some("source".into()),
+                    source: None,
+                    license: None,
+                    sha256: None,
+                    download_url: None,
+                    depends_on: Vec::new(),
+                })
+                .collect(),
+        };
+        img.referrers = crate::attach::write_sboms(&layout, &img.manifest, &input)?;
         images.push(img);
     }
     let index_blob = crate::build::write_index(&spec, &images, &layout)?;
-    stage.commit(&index_blob, &tags, &[])?;
+    let referrers: Vec<_> = images
+        .iter()
+        .flat_map(|i| {
+            i.referrers
+                .iter()
+                .map(|(b, mt)| (b.clone(), *mt, i.manifest.digest.clone()))
+        })
+        .collect();
+    stage.commit(&index_blob, &tags, &referrers)?;
     progress(format!(
         "wrote {}: {} {}",
         opts.out.display(),

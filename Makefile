@@ -8,7 +8,7 @@ BIN := target/release/netshoot-build
 # The image's version: the spec's [image] tag.
 TAG := $(shell sed -n 's/^tag = "\([^"]*\)".*/\1/p' $(SPEC) | head -1)
 
-.PHONY: deps image image-static bundle test bench bench-crates export push clean
+.PHONY: deps image image-static bundle test bench bench-crates bench-static export push clean
 
 deps:
 	bash scripts/install-deps.sh
@@ -52,6 +52,11 @@ bench: deps
 # per tool and target).
 bench-crates: deps
 	bash scripts/bench-crates.sh
+
+# The static toolbox: cold/warm time per entry, a second cold build
+# compared, compressed sizes (slow: three full builds).
+bench-static: deps
+	bash scripts/bench-static.sh
 
 clean:
 	rm -rf out target

@@ -575,7 +575,7 @@ pub fn spec_digest(spec: &Spec) -> Result<String> {
             "repository": st.map(|s| &s.repository),
             "suite": st.map(|s| &s.suite),
             "component": st.map(|s| &s.component),
-            "entries": spec.source.iter().map(|s| (s.name.clone(), s.suite.clone())).collect::<Vec<_>>(),
+            "entries": spec.source.iter().map(|s| (s.name.clone(), s.suite.clone(), s.version.clone())).collect::<Vec<_>>(),
         });
     }
     Ok(Digest::of(&image_layout::canonical_json(&v)?)

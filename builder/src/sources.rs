@@ -33,6 +33,10 @@ pub struct SourceSpec {
     /// Suite to take it from (default: `[static].suite`).
     #[serde(default)]
     pub suite: Option<String>,
+    /// An exact Debian version to lock instead of the suite's newest
+    /// (for a suite that lists several, like sid).
+    #[serde(default)]
+    pub version: Option<String>,
     /// Other `[[source]]` entries (libraries) whose installed files the
     /// build sees under `$DEPS`.
     #[serde(default)]
@@ -293,10 +297,27 @@ pub fn lock_sources(
             indexes.insert(suite.clone(), idx);
         }
         let idx = &indexes[&suite];
-        let p = debian::sources::newest(&idx.packages, &s.name).ok_or_else(|| {
+        let p = match &s.version {
+            None => debian::sources::newest(&idx.packages, &s.name),
+            Some(v) => idx
+                .packages
+                .iter()
+                .find(|p| p.name == s.name && p.version.to_string() == *v),
+        }
+        .ok_or_else(|| {
+            let listed: Vec<String> = idx
+                .packages
+                .iter()
+                .filter(|p| p.name == s.name)
+                .map(|p| p.version.to_string())
+                .collect();
             bad_input(format!(
-                "source {:?}: not in the {suite}/{} Sources index of repository {:?}",
-                s.name, st.component, repo.name
+                "source {:?}{}: not in the {suite}/{} Sources index of repository {:?} (it lists: {})",
+                s.name,
+                s.version.as_ref().map(|v| format!(" version {v}")).unwrap_or_default(),
+                st.component,
+                repo.name,
+                if listed.is_empty() { "no version".to_string() } else { listed.join(", ") }
             ))
         })?;
         if p.dsc().is_none() {

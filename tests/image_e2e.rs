@@ -67,19 +67,7 @@ fn image() -> &'static Image {
             .arg(&spec)
             .arg("--out")
             .arg(&layout));
-        let unpack = |arch: &str| {
-            let single = dir.path().join(format!("single-{arch}"));
-            ok(Command::new("skopeo")
-                .args(["copy", "--override-os", "linux", "--override-arch", arch])
-                .arg(format!("oci:{}:{}", layout.display(), tag()))
-                .arg(format!("oci:{}:{arch}", single.display())));
-            let bundle = dir.path().join(format!("bundle-{arch}"));
-            ok(Command::new("umoci")
-                .args(["unpack", "--image"])
-                .arg(format!("{}:{arch}", single.display()))
-                .arg(&bundle));
-            bundle.join("rootfs")
-        };
+        let unpack = |arch: &str| unpack_platform(&layout, &tag(), arch, dir.path()).join("rootfs");
         let amd64 = unpack("amd64");
         let arm64 = unpack("arm64");
         Image {

@@ -515,7 +515,27 @@ pub fn build(opts: &BuildOptions) -> Result<BuildResult> {
         images.push(r?);
     }
 
-    let index_blob = write_index(&spec, &images, &layout)?;
+    let index_blob = commit_images(stage, &spec, &images, &tags, &opts.out, &progress)?;
+    Ok(BuildResult {
+        index: index_blob,
+        tags,
+        images,
+        out: opts.out.clone(),
+    })
+}
+
+/// Writes the index of `images`, moves the staged layout into `out` with
+/// `tags` and the images' referrers, and says so.
+pub(crate) fn commit_images(
+    stage: Stage,
+    spec: &Spec,
+    images: &[BuiltImage],
+    tags: &[String],
+    out: &Path,
+    progress: &(dyn Fn(String) + Sync),
+) -> Result<BlobRef> {
+    let layout = stage.layout();
+    let index_blob = write_index(spec, images, &layout)?;
     let referrers: Vec<(BlobRef, &'static str, Digest)> = images
         .iter()
         .flat_map(|i| {
@@ -524,10 +544,10 @@ pub fn build(opts: &BuildOptions) -> Result<BuildResult> {
                 .map(|(b, mt)| (b.clone(), *mt, i.manifest.digest.clone()))
         })
         .collect();
-    stage.commit(&index_blob, &tags, &referrers)?;
+    stage.commit(&index_blob, tags, &referrers)?;
     progress(format!(
         "wrote {}: {} {} ({} platform{})",
-        opts.out.display(),
+        out.display(),
         tags.iter()
             .map(|t| format!("{}:{t}", spec.image.name))
             .collect::<Vec<_>>()
@@ -536,12 +556,7 @@ pub fn build(opts: &BuildOptions) -> Result<BuildResult> {
         images.len(),
         if images.len() == 1 { "" } else { "s" }
     ));
-    Ok(BuildResult {
-        index: index_blob,
-        tags,
-        images,
-        out: opts.out.clone(),
-    })
+    Ok(index_blob)
 }
 
 /// The digest of everything in the spec that decides the lock.
@@ -1115,11 +1130,7 @@ pub(crate) fn debian_distro(suite: &str) -> String {
     format!("debian-{number}")
 }
 
-pub(crate) fn write_index(
-    spec: &Spec,
-    images: &[BuiltImage],
-    layout: &OciLayout,
-) -> Result<BlobRef> {
+fn write_index(spec: &Spec, images: &[BuiltImage], layout: &OciLayout) -> Result<BlobRef> {
     let manifests: Vec<Descriptor> = images
         .iter()
         .map(|i| {

@@ -359,25 +359,8 @@ pub(crate) fn build_image(
         img.referrers = crate::attach::write_sboms(&layout, &img.manifest, &input)?;
         images.push(img);
     }
-    let index_blob = crate::build::write_index(&spec, &images, &layout)?;
-    let referrers: Vec<_> = images
-        .iter()
-        .flat_map(|i| {
-            i.referrers
-                .iter()
-                .map(|(b, mt)| (b.clone(), *mt, i.manifest.digest.clone()))
-        })
-        .collect();
-    stage.commit(&index_blob, &tags, &referrers)?;
-    progress(format!(
-        "wrote {}: {} {}",
-        opts.out.display(),
-        tags.iter()
-            .map(|t| format!("{}:{t}", spec.image.name))
-            .collect::<Vec<_>>()
-            .join(", "),
-        index_blob.digest
-    ));
+    let index_blob =
+        crate::build::commit_images(stage, &spec, &images, &tags, &opts.out, &progress)?;
     Ok(BuildResult {
         index: index_blob,
         tags,

@@ -883,24 +883,7 @@ pub fn lock_packages(lock: &serde_json::Value) -> BTreeMap<String, Vec<LockedPkg
 /// skopeo, unpacks it with umoci (as root: owners, modes and xattrs are
 /// restored) and returns the rootfs folder.
 pub fn unpack(layout: &Path, tag: &str, arch: &str, work: &Path) -> PathBuf {
-    let single = work.join(format!("single-{arch}"));
-    ok(Command::new("skopeo")
-        .args([
-            "copy",
-            "-q",
-            "--override-arch",
-            arch,
-            "--override-os",
-            "linux",
-        ])
-        .arg(format!("oci:{}:{tag}", layout.display()))
-        .arg(format!("oci:{}:{arch}", single.display())));
-    let bundle = work.join(format!("bundle-{arch}"));
-    ok(Command::new("umoci")
-        .args(["unpack", "--image"])
-        .arg(format!("{}:{arch}", single.display()))
-        .arg(&bundle));
-    bundle
+    crate::common::unpack_platform(layout, tag, arch, work)
 }
 
 /// Extracts every layer of the single-image layout made by [`unpack`]

@@ -223,18 +223,33 @@ pub fn snapshot(dir: &Path) -> BTreeMap<PathBuf, Vec<u8>> {
     out
 }
 
-/// Copies one platform of `layout:tag` into a single-image layout with
+/// Copies the amd64 image of `layout:tag` into a single-image layout with
 /// skopeo, unpacks it with umoci and returns the bundle folder.
 pub fn umoci_bundle(layout: &Path, tag: &str, work: &Path) -> PathBuf {
-    let single = work.join("single");
+    unpack_platform(layout, tag, "amd64", work)
+}
+
+/// Copies platform `arch` of `layout:tag` into a single-image layout
+/// (`WORK/single-ARCH`) with skopeo and unpacks it with umoci (as root:
+/// owners, modes and xattrs are restored) into `WORK/bundle-ARCH`, which
+/// it returns (the root filesystem is its `rootfs`).
+pub fn unpack_platform(layout: &Path, tag: &str, arch: &str, work: &Path) -> PathBuf {
+    let single = work.join(format!("single-{arch}"));
     ok(Command::new("skopeo")
-        .args(["copy", "--override-arch", "amd64", "--override-os", "linux"])
+        .args([
+            "copy",
+            "-q",
+            "--override-arch",
+            arch,
+            "--override-os",
+            "linux",
+        ])
         .arg(format!("oci:{}:{tag}", layout.display()))
-        .arg(format!("oci:{}:amd64", single.display())));
-    let bundle = work.join("bundle");
+        .arg(format!("oci:{}:{arch}", single.display())));
+    let bundle = work.join(format!("bundle-{arch}"));
     ok(Command::new("umoci")
         .args(["unpack", "--image"])
-        .arg(format!("{}:amd64", single.display()))
+        .arg(format!("{}:{arch}", single.display()))
         .arg(&bundle));
     bundle
 }

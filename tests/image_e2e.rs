@@ -616,18 +616,25 @@ fn podman_network_container_and_host() {
             .args(extra);
         c.output().unwrap()
     };
+    // The server may take a while on a loaded machine: bounded by time,
+    // not by a count of tries.
     let mut page = String::new();
-    for _ in 0..40 {
-        let o = curl(&["curl", "-s", "-m", "2", "http://127.0.0.1:8080/motd"]);
+    let mut last_err = String::new();
+    let started = std::time::Instant::now();
+    while started.elapsed() < Duration::from_secs(120) {
+        let o = curl(&["curl", "-s", "-S", "-m", "5", "http://127.0.0.1:8080/motd"]);
         page = String::from_utf8_lossy(&o.stdout).to_string();
+        last_err = String::from_utf8_lossy(&o.stderr).to_string();
         if o.status.success() && !page.is_empty() {
             break;
         }
-        std::thread::sleep(Duration::from_millis(250));
+        std::thread::sleep(Duration::from_millis(500));
     }
+    let logs = podman.cmd().args(["logs", &name]).output().unwrap();
     assert!(
         page.contains("netshoot-build"),
-        "curl into the target's namespace: {page:?}"
+        "curl into the target's namespace: {page:?}; last error: {last_err}; target's log: {}",
+        String::from_utf8_lossy(&logs.stderr)
     );
     let addr = String::from_utf8_lossy(&curl(&["ip", "-brief", "addr"]).stdout).to_string();
     assert!(addr.contains("lo") && !addr.contains("eth0"), "{addr}");

@@ -81,7 +81,7 @@ fi
   echo "| entry | platform | cold s | second cold s |"
   echo "|---|---|---|---|"
   grep '^compiled source' "$WORK/cold/log" | while read -r _ _ name version _ plat _ secs _; do
-    again=$(grep "^compiled source $name $version for $plat in" "$WORK/again/log" | awk '{print $(NF-1)}')
+    again=$(grep "^compiled source $name $version for $plat in" "$WORK/again/log" | awk '{print $(NF-1)}' || true)
     echo "| $name $version | $plat | $secs | $again |"
   done
   echo

@@ -39,22 +39,38 @@ fn build_platforms(
     log: &(dyn Fn(String) + Sync),
     prog: &crate::progress::Progress,
 ) -> Result<Vec<PlatformBuild>> {
-    let mut out = Vec::new();
-    for p in platforms {
-        let built = crate::sources::build_all(
-            spec,
-            &lock.sources,
-            opts_mirrors,
-            p,
-            cache,
-            epoch,
-            log,
-            prog,
-        )?;
-        let ca = ca_bundle(spec, opts_mirrors, lock, p, cache, log)?;
-        out.push((p.clone(), built, ca));
-    }
-    Ok(out)
+    // Platforms compile side by side: much of a C build is a serial
+    // configure script, so two of them keep two cores busier than one
+    // after the other. Results come back in spec order.
+    let results: Vec<Result<PlatformBuild>> = std::thread::scope(|s| {
+        let handles: Vec<_> = platforms
+            .iter()
+            .map(|p| {
+                s.spawn(move || {
+                    let built = crate::sources::build_all(
+                        spec,
+                        &lock.sources,
+                        opts_mirrors,
+                        p,
+                        cache,
+                        epoch,
+                        log,
+                        prog,
+                    )?;
+                    let ca = ca_bundle(spec, opts_mirrors, lock, p, cache, log)?;
+                    Ok((p.clone(), built, ca))
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| {
+                h.join()
+                    .unwrap_or_else(|_| Err(anyhow::anyhow!("a static build thread panicked")))
+            })
+            .collect()
+    });
+    results.into_iter().collect()
 }
 
 /// The CA bundle of the locked `ca-certificates` package, as

@@ -53,14 +53,7 @@ fn image() -> &'static Image {
     require_binfmt();
     IMG.get_or_init(|| {
         let dir = tempfile::tempdir().unwrap();
-        // The default spec, relocked in a copy: the committed lock pins
-        // security and point-release packages that the mirror drops once
-        // superseded, and these tests are about the image, not that pin.
-        let tools = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tools");
-        let spec_dir = dir.path().join("tools");
-        ok(Command::new("cp").arg("-a").arg(&tools).arg(&spec_dir));
-        let spec = spec_dir.join("netshoot.toml");
-        ok(bin().args(["lock", "-q", "--spec"]).arg(&spec));
+        let spec = relocked_default_spec(dir.path());
         let layout = dir.path().join("netshoot");
         ok(bin()
             .args(["build", "-q", "--locked", "--spec"])

@@ -310,26 +310,32 @@ fn static_variant_compiles_verified_debian_sources_for_both_arches() {
     );
 }
 
+/// `export --static-bundle` for `platform` into `tarball`.
+fn export_bundle(spec: &Path, cache: &Path, platform: &str, tarball: &Path) -> Command {
+    let mut c = bin();
+    c.args([
+        "export",
+        "--static-bundle",
+        "-q",
+        "--platform",
+        platform,
+        "--spec",
+    ])
+    .arg(spec)
+    .arg("--cache")
+    .arg(cache)
+    .arg("-o")
+    .arg(tarball);
+    c
+}
+
 #[test]
 fn bundle_runs_alone_in_an_empty_container() {
     let f = fixture();
     let spec = f.spec("b");
     let cache = f.t.path().join("cache");
     let tarball = f.t.path().join("bundle.tar.gz");
-    ok(bin()
-        .args([
-            "export",
-            "--static-bundle",
-            "--platform",
-            "linux/amd64",
-            "-q",
-            "--spec",
-        ])
-        .arg(&spec)
-        .arg("--cache")
-        .arg(&cache)
-        .arg("-o")
-        .arg(&tarball));
+    ok(&mut export_bundle(&spec, &cache, "linux/amd64", &tarball));
     let listing = ok(Command::new("tar").arg("-tvzf").arg(&tarball));
     assert!(listing.contains("netshoot/bin/nshello"), "{listing}");
     assert!(listing.contains("netshoot/bin/hi -> nshello"), "{listing}");
@@ -340,46 +346,13 @@ fn bundle_runs_alone_in_an_empty_container() {
     assert!(!listing.contains("/usr/"), "{listing}");
 
     // A container whose root holds the bundle and nothing else.
-    let bundle_dir = f.t.path().join("scratch");
-    let rootfs = bundle_dir.join("rootfs");
-    std::fs::create_dir_all(&rootfs).unwrap();
-    ok(Command::new("tar")
-        .arg("-xzf")
-        .arg(&tarball)
-        .arg("-C")
-        .arg(&rootfs));
-    let entries: Vec<String> = std::fs::read_dir(&rootfs)
-        .unwrap()
-        .map(|e| e.unwrap().file_name().to_string_lossy().to_string())
-        .collect();
-    assert_eq!(
-        entries,
-        ["netshoot"],
-        "the container has more than the bundle"
-    );
-    ok(Command::new("runc")
-        .arg("spec")
-        .arg("--bundle")
-        .arg(&bundle_dir));
+    let bundle_dir = scratch_bundle(&tarball, f.t.path());
     let out = runc_run(&bundle_dir, "nsb-bundle-fixture", &["/netshoot/bin/hi"]);
     assert!(out.contains("hello from the Debian patch"), "{out}");
 
     // An existing archive is kept when a later export fails.
     let before = std::fs::read(&tarball).unwrap();
-    let r = run(bin()
-        .args([
-            "export",
-            "--static-bundle",
-            "--platform",
-            "linux/s390x",
-            "-q",
-            "--spec",
-        ])
-        .arg(&spec)
-        .arg("--cache")
-        .arg(&cache)
-        .arg("-o")
-        .arg(&tarball));
+    let r = run(&mut export_bundle(&spec, &cache, "linux/s390x", &tarball));
     let err = String::from_utf8_lossy(&r.stderr);
     assert_eq!(r.status.code(), Some(2), "{err}");
     assert!(err.contains("linux/s390x"), "{err}");

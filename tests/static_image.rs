@@ -58,13 +58,7 @@ fn toolbox() -> &'static Toolbox {
     static TB: OnceLock<Toolbox> = OnceLock::new();
     TB.get_or_init(|| {
         let dir = tempfile::tempdir().unwrap();
-        // The default spec relocked in a copy: the committed lock pins
-        // files a mirror drops once they are superseded.
-        let tools = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tools");
-        let spec_dir = dir.path().join("tools");
-        ok(Command::new("cp").arg("-a").arg(&tools).arg(&spec_dir));
-        let spec = spec_dir.join("netshoot.toml");
-        ok(bin().args(["lock", "-q", "--spec"]).arg(&spec));
+        let spec = relocked_default_spec(dir.path());
         let layout = dir.path().join("static");
         ok(bin()
             .args(["build", "-q", "--locked", "--variant", "static", "--spec"])
@@ -352,29 +346,14 @@ fn bundle_alone_in_a_container_without_libc() {
         .arg("-o")
         .arg(&tarball));
     // A scratch container: the bundle and nothing else, no shell, no libc.
-    let bundle = tb.dir.path().join("scratch");
+    let bundle = scratch_bundle(&tarball, tb.dir.path());
     let rootfs = bundle.join("rootfs");
-    std::fs::create_dir_all(&rootfs).unwrap();
-    ok(Command::new("tar")
-        .arg("-xzf")
-        .arg(&tarball)
-        .arg("-C")
-        .arg(&rootfs));
-    let top: Vec<String> = std::fs::read_dir(&rootfs)
-        .unwrap()
-        .map(|e| e.unwrap().file_name().to_string_lossy().to_string())
-        .collect();
-    assert_eq!(top, ["netshoot"]);
     for (prog, _) in PROGRAMS {
         assert!(
             rootfs.join("netshoot/bin").join(prog).is_file(),
             "{prog} missing"
         );
     }
-    ok(Command::new("runc")
-        .arg("spec")
-        .arg("--bundle")
-        .arg(&bundle));
     let mut net = Net::new("b");
     let nsp = format!("/var/run/netns/{}", net.target);
     let t = net.target.clone();

@@ -676,7 +676,7 @@ pub(crate) fn ensure_lock(
     }
 }
 
-fn select_platforms(spec: &Spec, wanted: &[Platform]) -> Result<Vec<Platform>> {
+pub(crate) fn select_platforms(spec: &Spec, wanted: &[Platform]) -> Result<Vec<Platform>> {
     if wanted.is_empty() {
         return Ok(spec.platforms.clone());
     }

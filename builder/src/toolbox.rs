@@ -412,18 +412,7 @@ pub struct BundleOptions {
 /// leaves no partial archive (and an existing one untouched).
 pub fn export_bundle(o: &BundleOptions) -> Result<()> {
     let spec = Spec::load(&o.spec)?;
-    if !spec.platforms.contains(&o.platform) {
-        return Err(bad_input(format!(
-            "--platform {}: not in {} (platforms: {})",
-            o.platform,
-            spec.path.display(),
-            spec.platforms
-                .iter()
-                .map(|p| p.to_string())
-                .collect::<Vec<_>>()
-                .join(", ")
-        )));
-    }
+    crate::build::select_platforms(&spec, std::slice::from_ref(&o.platform))?;
     if spec.source.is_empty() {
         return Err(bad_input(format!(
             "{}: --static-bundle needs [[source]] entries",

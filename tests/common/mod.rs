@@ -223,6 +223,43 @@ pub fn snapshot(dir: &Path) -> BTreeMap<PathBuf, Vec<u8>> {
     out
 }
 
+/// A copy of the repository's `tools/` under `dir`, relocked, and its
+/// spec: the committed lock pins security and point-release files that
+/// the mirror drops once superseded, and the image tests are about the
+/// image, not that pin.
+pub fn relocked_default_spec(dir: &Path) -> PathBuf {
+    let tools = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tools");
+    let spec_dir = dir.join("tools");
+    ok(Command::new("cp").arg("-a").arg(&tools).arg(&spec_dir));
+    let spec = spec_dir.join("netshoot.toml");
+    ok(bin().args(["lock", "-q", "--spec"]).arg(&spec));
+    spec
+}
+
+/// Extracts a static bundle into `dir/scratch/rootfs`, checks that the
+/// root then holds `netshoot/` and nothing else (no shell, no libc), and
+/// writes runc's default config beside it; returns the bundle folder.
+pub fn scratch_bundle(tarball: &Path, dir: &Path) -> PathBuf {
+    let bundle = dir.join("scratch");
+    let rootfs = bundle.join("rootfs");
+    std::fs::create_dir_all(&rootfs).unwrap();
+    ok(Command::new("tar")
+        .arg("-xzf")
+        .arg(tarball)
+        .arg("-C")
+        .arg(&rootfs));
+    let top: Vec<String> = std::fs::read_dir(&rootfs)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().to_string())
+        .collect();
+    assert_eq!(top, ["netshoot"], "the container has more than the bundle");
+    ok(Command::new("runc")
+        .arg("spec")
+        .arg("--bundle")
+        .arg(&bundle));
+    bundle
+}
+
 /// Copies the amd64 image of `layout:tag` into a single-image layout with
 /// skopeo, unpacks it with umoci and returns the bundle folder.
 pub fn umoci_bundle(layout: &Path, tag: &str, work: &Path) -> PathBuf {

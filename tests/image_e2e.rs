@@ -18,7 +18,7 @@ use std::time::Duration;
 
 /// The default image, built once for this test binary, unpacked per arch.
 struct Image {
-    _dir: tempfile::TempDir,
+    _dir: PathBuf,
     spec: PathBuf,
     layout: PathBuf,
     amd64: PathBuf,
@@ -52,15 +52,15 @@ fn image() -> &'static Image {
     static IMG: OnceLock<Image> = OnceLock::new();
     require_binfmt();
     IMG.get_or_init(|| {
-        let dir = tempfile::tempdir().unwrap();
-        let spec = relocked_default_spec(dir.path());
-        let layout = dir.path().join("netshoot");
+        let dir = suite_dir("image_e2e");
+        let spec = relocked_default_spec(&dir);
+        let layout = dir.join("netshoot");
         ok(bin()
             .args(["build", "-q", "--locked", "--spec"])
             .arg(&spec)
             .arg("--out")
             .arg(&layout));
-        let unpack = |arch: &str| unpack_platform(&layout, &tag(), arch, dir.path()).join("rootfs");
+        let unpack = |arch: &str| unpack_platform(&layout, &tag(), arch, &dir).join("rootfs");
         let amd64 = unpack("amd64");
         let arm64 = unpack("arm64");
         Image {
@@ -220,27 +220,18 @@ fn net_container_mode_runs_the_readme_scenarios() {
 
     // Another process (in the peer) talks to the target while netshoot
     // captures: a bounded loop of 30 requests.
-    let peer = net.peer.clone();
-    let peer_root = rootfs.clone();
-    let traffic = std::thread::spawn(move || {
-        std::thread::sleep(Duration::from_millis(1500));
-        for _ in 0..30 {
-            let _ = Command::new("ip")
-                .args(["netns", "exec", &peer, "chroot"])
-                .arg(&peer_root)
-                .args([
-                    "curl",
-                    "-s",
-                    "-m",
-                    "2",
-                    "-o",
-                    "/dev/null",
-                    "http://192.0.2.1:8080/",
-                ])
-                .output();
-            std::thread::sleep(Duration::from_millis(200));
-        }
-    });
+    let mut curl = argv(&["chroot"]);
+    curl.push(rootfs.clone().into());
+    curl.extend(argv(&[
+        "curl",
+        "-s",
+        "-m",
+        "2",
+        "-o",
+        "/dev/null",
+        "http://192.0.2.1:8080/",
+    ]));
+    let traffic = net.requests_from_peer(curl, 30);
 
     let script = r#"
 set -u
@@ -267,13 +258,7 @@ echo "== end"
 "#;
     let (okay, out) = runc(rootfs, Some(&nsp), DOCKER_CAPS_PLUS_NET_ADMIN, script);
     traffic.join().unwrap();
-    let section = |name: &str| -> String {
-        out.split(&format!("== {name}\n"))
-            .nth(1)
-            .and_then(|s| s.split("\n== ").next())
-            .unwrap_or("")
-            .to_string()
-    };
+    let section = |name: &str| section(&out, name);
     assert!(okay, "{out}");
     assert!(
         section("ip route").contains("192.0.2.0/24 dev eth0"),
@@ -525,20 +510,11 @@ fn nonroot_variant_captures_with_net_raw() {
 
     let net = Net::new("n");
     let nsp = format!("/var/run/netns/{}", net.target);
-    let peer = net.peer.clone();
-    let peer_root = img.amd64.clone();
-    let traffic = std::thread::spawn(move || {
-        std::thread::sleep(Duration::from_millis(1500));
-        // Connection attempts to a closed port: SYNs and resets to capture.
-        for _ in 0..20 {
-            let _ = Command::new("ip")
-                .args(["netns", "exec", &peer, "chroot"])
-                .arg(&peer_root)
-                .args(["curl", "-s", "-m", "1", "http://192.0.2.1:9/"])
-                .output();
-            std::thread::sleep(Duration::from_millis(200));
-        }
-    });
+    // Connection attempts to a closed port: SYNs and resets to capture.
+    let mut curl = argv(&["chroot"]);
+    curl.push(img.amd64.clone().into());
+    curl.extend(argv(&["curl", "-s", "-m", "1", "http://192.0.2.1:9/"]));
+    let traffic = net.requests_from_peer(curl, 20);
     let (okay, out) = runc_as(
         &rootfs,
         Some(&nsp),

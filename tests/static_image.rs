@@ -45,7 +45,7 @@ const APPLETS: &[&str] = &[
 ];
 
 struct Toolbox {
-    dir: tempfile::TempDir,
+    dir: PathBuf,
     spec: PathBuf,
     layout: PathBuf,
     tag: String,
@@ -57,9 +57,9 @@ struct Toolbox {
 fn toolbox() -> &'static Toolbox {
     static TB: OnceLock<Toolbox> = OnceLock::new();
     TB.get_or_init(|| {
-        let dir = tempfile::tempdir().unwrap();
-        let spec = relocked_default_spec(dir.path());
-        let layout = dir.path().join("static");
+        let dir = suite_dir("static_image");
+        let spec = relocked_default_spec(&dir);
+        let layout = dir.join("static");
         ok(bin()
             .args(["build", "-q", "--locked", "--variant", "static", "--spec"])
             .arg(&spec)
@@ -75,7 +75,7 @@ fn toolbox() -> &'static Toolbox {
         let tag = format!("{version}-static");
         let mut roots = Vec::new();
         for arch in ["amd64", "arm64"] {
-            let work = dir.path().join(format!("unpack-{arch}"));
+            let work = dir.join(format!("unpack-{arch}"));
             std::fs::create_dir_all(&work).unwrap();
             roots.push(unpack_platform(&layout, &tag, arch, &work).join("rootfs"));
         }
@@ -190,10 +190,10 @@ fn platform_manifest(layout: &Path, tag: &str, arch: &str) -> String {
 #[test]
 fn a_second_cold_build_gives_the_same_bytes() {
     let tb = toolbox();
-    let layout2 = tb.dir.path().join("static-again");
-    let cache2 = tb.dir.path().join("cache-again");
+    let layout2 = tb.dir.join("static-again");
+    let cache2 = tb.dir.join("cache-again");
     // zig's own cache (its musl builds) is fresh too.
-    let zig2 = tb.dir.path().join("zig-cache-again");
+    let zig2 = tb.dir.join("zig-cache-again");
     let again = || {
         run(bin()
             .env("NETSHOOT_ZIG_CACHE", &zig2)
@@ -281,29 +281,20 @@ echo "== end"
 "#;
     // A peer talks to the target while the toolbox captures there: a
     // bounded run of requests with the toolbox's own curl.
-    let peer = net.peer.clone();
-    let curl = root.join("usr/bin/curl");
-    let traffic = std::thread::spawn(move || {
-        std::thread::sleep(Duration::from_millis(1500));
-        for _ in 0..30 {
-            let _ = Command::new("ip")
-                .args(["netns", "exec", &peer])
-                .arg(&curl)
-                .args(["-s", "-m", "2", "-o", "/dev/null", "http://192.0.2.1:8080/"])
-                .output();
-            std::thread::sleep(Duration::from_millis(200));
-        }
-    });
+    let mut curl = vec![root.join("usr/bin/curl").into()];
+    curl.extend(argv(&[
+        "-s",
+        "-m",
+        "2",
+        "-o",
+        "/dev/null",
+        "http://192.0.2.1:8080/",
+    ]));
+    let traffic = net.requests_from_peer(curl, 30);
     let caps = ["NET_RAW", "NET_ADMIN", "SYS_PTRACE", "SETUID", "SETGID"];
     let (okay, out) = runc_shell(root, Some(&nsp), &caps, None, "/bin/sh", script);
     traffic.join().unwrap();
-    let section = |name: &str| -> String {
-        out.split(&format!("== {name}\n"))
-            .nth(1)
-            .and_then(|s| s.split("\n== ").next())
-            .unwrap_or("")
-            .to_string()
-    };
+    let section = |name: &str| section(&out, name);
     assert!(okay, "{out}");
     assert!(section("ip").contains("192.0.2.1/24"), "{out}");
     for port in [":8080", ":5201", ":7000"] {
@@ -331,7 +322,7 @@ echo "== end"
 #[test]
 fn bundle_alone_in_a_container_without_libc() {
     let tb = toolbox();
-    let tarball = tb.dir.path().join("netshoot-static-amd64.tar.gz");
+    let tarball = tb.dir.join("netshoot-static-amd64.tar.gz");
     ok(bin()
         .args([
             "export",
@@ -346,7 +337,7 @@ fn bundle_alone_in_a_container_without_libc() {
         .arg("-o")
         .arg(&tarball));
     // A scratch container: the bundle and nothing else, no shell, no libc.
-    let bundle = scratch_bundle(&tarball, tb.dir.path());
+    let bundle = scratch_bundle(&tarball, &tb.dir);
     let rootfs = bundle.join("rootfs");
     for (prog, _) in PROGRAMS {
         assert!(

@@ -611,7 +611,7 @@ fn fetch_source(
         let is_dsc = f.name.ends_with(".dsc");
         let (tmp, got) = match cache.download(&url) {
             Ok(x) => x,
-            Err(e) if is_dsc && e.to_string().contains("404") => {
+            Err(e) if is_dsc && e.to_string().contains("HTTP 404") => {
                 log(format!(
                     "{who}: the mirror has no {}; using the signed index's record of it",
                     f.name
@@ -969,10 +969,11 @@ fn write_wrappers(tools: &Path, zig: &Zig, target: &str, root: &Path) -> Result<
             .map_err(|e| bad_input(format!("{}: {e}", p.display())))?;
         std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o755))
             .map_err(|e| bad_input(format!("{}: {e}", p.display())))?;
-        for alias in [format!("{target}-{name}")]
-            .into_iter()
-            .chain((name == "cc").then(|| format!("{target}-gcc")))
-        {
+        let mut aliases = vec![format!("{target}-{name}")];
+        if name == "cc" {
+            aliases.push(format!("{target}-gcc"));
+        }
+        for alias in aliases {
             std::os::unix::fs::symlink(name, tools.join(alias))
                 .map_err(|e| bad_input(format!("{}: {e}", tools.display())))?;
         }

@@ -223,6 +223,22 @@ pub fn snapshot(dir: &Path) -> BTreeMap<PathBuf, Vec<u8>> {
     out
 }
 
+/// A work folder for what a test binary keeps in a `static` for all its
+/// tests (a built image): statics are never dropped, so a temporary
+/// folder would outlive every run. This one has a fixed place under
+/// cargo's target tmpdir and is emptied when a run starts, so at most one
+/// copy is ever on disk.
+pub fn suite_dir(name: &str) -> PathBuf {
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join(name);
+    match std::fs::remove_dir_all(&dir) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => panic!("{}: {e}", dir.display()),
+    }
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
 /// A copy of the repository's `tools/` under `dir`, relocked, and its
 /// spec: the committed lock pins security and point-release files that
 /// the mirror drops once superseded, and the image tests are about the

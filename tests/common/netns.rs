@@ -3,9 +3,11 @@
 #![allow(dead_code)]
 
 use super::ok;
+use std::ffi::OsString;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::sync::Mutex;
+use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 /// A pair of namespaces joined by a veth: the "target container"
@@ -195,4 +197,37 @@ pub fn runc_shell(
         String::from_utf8_lossy(&out.stderr)
     );
     (out.status.success(), text)
+}
+
+impl Net {
+    /// Runs `command` (after `ip netns exec PEER`) `times` times from the
+    /// peer, 200 ms apart, starting after 1.5 s: traffic for a capture in
+    /// the target. Bounded; join the handle before asserting.
+    pub fn requests_from_peer(&self, command: Vec<OsString>, times: usize) -> JoinHandle<()> {
+        let peer = self.peer.clone();
+        std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(1500));
+            for _ in 0..times {
+                let _ = Command::new("ip")
+                    .args(["netns", "exec", &peer])
+                    .args(&command)
+                    .output();
+                std::thread::sleep(Duration::from_millis(200));
+            }
+        })
+    }
+}
+
+/// The lines a script printed after `== NAME` and before the next `== `.
+pub fn section(out: &str, name: &str) -> String {
+    out.split(&format!("== {name}\n"))
+        .nth(1)
+        .and_then(|s| s.split("\n== ").next())
+        .unwrap_or("")
+        .to_string()
+}
+
+/// `args` as a command line for [`Net::requests_from_peer`].
+pub fn argv<S: Into<OsString> + Clone>(args: &[S]) -> Vec<OsString> {
+    args.iter().cloned().map(Into::into).collect()
 }

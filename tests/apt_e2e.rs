@@ -509,12 +509,15 @@ fn lock_pins_the_expected_set_sorted_and_stable() {
 fn build_from_lock_downloads_only_debs_and_lays_out_a_dpkg_rootfs() {
     let f = fixture();
     let spec = f.spec("s");
-    ok(&mut lock_cmd(&spec));
+    // The lock keeps the signed indexes it used in the cache, where the
+    // build checks the lock against them.
+    ok(lock_cmd(&spec).env("NETSHOOT_CACHE", f.path().join("cache")));
     let lock = read_lock(&spec);
     let per = lock_packages(&lock);
 
     // With a matching lock, a cold build fetches exactly the locked .debs
-    // and nothing else (no InRelease, no Packages).
+    // and nothing else (no InRelease, no Packages: those the lock was
+    // made from are in the cache).
     f.server.clear();
     let out = f.path().join("out/aptest");
     let digest = ok(&mut build_cmd(&spec, &out, &f.path().join("cache")))

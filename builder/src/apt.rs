@@ -125,7 +125,10 @@ pub(crate) fn fetcher() -> Result<HttpFetch> {
 }
 
 pub(crate) fn read_keyring(spec: &Spec, repo: &AptRepository) -> Result<Vec<u8>> {
-    let p = spec.base_dir().join(&repo.keyring);
+    let p = spec.resolve_inside(
+        &format!("apt.repository {:?} keyring", repo.name),
+        &repo.keyring,
+    )?;
     std::fs::read(&p).map_err(|e| {
         bad_input(format!(
             "{}: apt repository {:?}: keyring {}: {e}",
@@ -152,10 +155,14 @@ pub fn lock_platform(
     apt: &AptSpec,
     mirrors: &MirrorConfig,
     platform: &Platform,
+    cache: &Cache,
     log: &(dyn Fn(String) + Sync),
 ) -> Result<AptLock> {
     let arch = debian_arch(platform)?;
-    let fetch = fetcher()?;
+    let fetch = Keeping {
+        inner: fetcher()?,
+        cache,
+    };
     let now = SystemTime::now();
     let mut indexes = Vec::new();
     let mut all: Vec<debian::packages::Package> = Vec::new();
@@ -302,7 +309,7 @@ pub struct PayloadEntry {
     pub mtime: u64,
 }
 
-const PAYLOAD_FORMAT: &str = "payload-v1";
+const PAYLOAD_FORMAT: &str = "payload-v2";
 
 /// Fetches (or finds in the cache) every locked `.deb` of a platform and
 /// returns its payload, in lock order. Downloads run in parallel.
@@ -390,30 +397,112 @@ fn payload_for(
         .join("payloads")
         .join(PAYLOAD_FORMAT)
         .join(&p.sha256);
-    let index = dir.join("index.json");
-    if let Ok(text) = std::fs::read(&index) {
-        if let Ok(mut pl) = serde_json::from_slice::<Payload>(&text) {
-            pl.data_tar = dir.join("data.tar");
-            if pl.data_tar.is_file() {
-                return Ok(pl);
-            }
-        }
+    if let Some(pl) = cached_payload(&dir, cache)? {
+        check_control(p, &pl.control)?;
+        return Ok(pl);
     }
     let deb = fetch_deb(spec, apt, mirrors, p, cache, log)?;
-    std::fs::create_dir_all(dir.parent().unwrap_or(&dir))?;
+    match extract_payload(p, &deb, &dir) {
+        Ok(pl) => {
+            check_control(p, &pl.control)?;
+            Ok(pl)
+        }
+        Err(e) => {
+            // The .deb hashed to the lock's digest, so its bytes are the
+            // ones the signed index names; still, never keep a file that
+            // fails the same way on every build.
+            cache.evict(&deb, "does not unpack");
+            Err(e)
+        }
+    }
+}
+
+/// The digests of a payload folder's two files, written beside them.
+const PAYLOAD_DIGESTS: &str = "digests";
+
+/// The payload cached in `dir`, when its data tar and index still hash to
+/// the digests recorded when it was unpacked; a damaged one is evicted.
+fn cached_payload(dir: &std::path::Path, cache: &Cache) -> Result<Option<Payload>> {
+    if !dir.exists() {
+        return Ok(None);
+    }
+    let recorded = std::fs::read_to_string(dir.join(PAYLOAD_DIGESTS)).unwrap_or_default();
+    let mut want = recorded.lines().filter_map(|l| l.split_once(' '));
+    let intact = match (want.next(), want.next()) {
+        (Some(("data.tar", d)), Some(("index.json", i))) => {
+            cache.stamps().verify(&dir.join("data.tar"), d)?
+                && cache.stamps().verify(&dir.join("index.json"), i)?
+        }
+        _ => false,
+    };
+    let parsed = intact
+        .then(|| std::fs::read(dir.join("index.json")).ok())
+        .flatten()
+        .and_then(|t| serde_json::from_slice::<Payload>(&t).ok());
+    match parsed {
+        Some(mut pl) => {
+            pl.data_tar = dir.join("data.tar");
+            Ok(Some(pl))
+        }
+        None => {
+            cache.evict(dir, "does not match its recorded digests");
+            Ok(None)
+        }
+    }
+}
+
+/// The .deb's own control fields must name the package the lock names:
+/// an edited lock can point a name at another validly signed .deb.
+fn check_control(p: &LockedPackage, control: &str) -> Result<()> {
+    let para = debian::control::parse_paragraphs(control)
+        .ok()
+        .and_then(|v| v.into_iter().next());
+    let field = |k: &str| {
+        para.as_ref()
+            .and_then(|x| x.get(k))
+            .map(|v| v.trim().to_string())
+            .unwrap_or_default()
+    };
+    for (k, want) in [
+        ("Package", &p.name),
+        ("Version", &p.version),
+        ("Architecture", &p.architecture),
+    ] {
+        let got = field(k);
+        if &got != want {
+            return Err(verification(format!(
+                "lock entry {} {} ({}): the .deb {} it pins says {k}: {got:?}; \
+                 the lockfile was edited or is corrupt: run `netshoot-build lock`",
+                p.name, p.version, p.architecture, p.filename
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// Unpacks `deb` into the payload folder `dir` (written beside it and
+/// renamed in), recording the digests of its files.
+fn extract_payload(
+    p: &LockedPackage,
+    deb: &std::path::Path,
+    dir: &std::path::Path,
+) -> Result<Payload> {
+    std::fs::create_dir_all(dir.parent().unwrap_or(dir))?;
     let tmp = tempfile::Builder::new()
         .prefix(".tmp-")
         .tempdir_in(dir.parent().unwrap_or(&dir))?;
     let tar_path = tmp.path().join("data.tar");
-    let mut out = std::io::BufWriter::new(std::fs::File::create(&tar_path)?);
-    let f = std::io::BufReader::new(std::fs::File::open(&deb)?);
+    let mut out = image_layout::HashingWriter::new(std::io::BufWriter::new(std::fs::File::create(
+        &tar_path,
+    )?));
+    let f = std::io::BufReader::new(std::fs::File::open(deb)?);
     let (control, entries) = debian::deb::read_deb(f, &mut out).map_err(|e| {
         let file = p.filename.rsplit('/').next().unwrap_or(&p.filename);
-        verification(format!("{file}: {e}"))
+        verification(format!("{file} (cached as {}): {e}", deb.display()))
     })?;
-    use std::io::Write;
-    out.flush()?;
-    drop(out);
+    let (buf, data_digest, _) = out.finish();
+    buf.into_inner()
+        .map_err(|e| anyhow::anyhow!("{}", e.error()))?;
     let script = |n: &str| {
         control
             .scripts
@@ -453,11 +542,20 @@ fn payload_for(
             .collect(),
         data_tar: PathBuf::new(),
     };
-    std::fs::write(tmp.path().join("index.json"), serde_json::to_vec(&pl)?)?;
+    let index = serde_json::to_vec(&pl)?;
+    std::fs::write(tmp.path().join("index.json"), &index)?;
+    std::fs::write(
+        tmp.path().join(PAYLOAD_DIGESTS),
+        format!(
+            "data.tar {}\nindex.json {}\n",
+            data_digest.hex(),
+            image_layout::Digest::of(&index).hex()
+        ),
+    )?;
     // The folder appears under its final name in one rename; a concurrent
     // build that got there first wins and ours is dropped.
     let tmp_path = tmp.keep();
-    if std::fs::rename(&tmp_path, &dir).is_err() {
+    if std::fs::rename(&tmp_path, dir).is_err() {
         let _ = std::fs::remove_dir_all(&tmp_path);
     }
     let mut pl = pl;
@@ -473,8 +571,7 @@ fn fetch_deb(
     cache: &Cache,
     log: &(dyn Fn(String) + Sync),
 ) -> Result<PathBuf> {
-    let dest = cache.blob_path(&p.sha256);
-    if dest.is_file() {
+    if let Some(dest) = cache.verified_blob(&p.sha256)? {
         return Ok(dest);
     }
     let repo = apt
@@ -519,9 +616,7 @@ fn fetch_deb(
         .tempfile_in(cache.root().join("blobs/sha256"))?;
     use std::io::Write;
     tmp.write_all(&bytes)?;
-    tmp.persist(&dest)
-        .map_err(|e| anyhow::anyhow!("{}: {}", dest.display(), e.error))?;
-    Ok(dest)
+    cache.keep(tmp, &p.sha256)
 }
 
 /// Digest of what decides the apt resolution: platforms, requests, base,
@@ -555,3 +650,205 @@ pub const DEFAULT_EXCLUDE: &[&str] = &[
 
 /// Default exceptions to the exclusions (dpkg `path-include`).
 pub const DEFAULT_INCLUDE: &[&str] = &["/usr/share/doc/*/copyright"];
+
+/// A [`Fetch`] that keeps every verified body it hands out (InRelease,
+/// Packages and Sources indexes) in the cache under its sha256, so a
+/// build can check a lock against the very indexes it was made from.
+pub(crate) struct Keeping<'a, F: Fetch> {
+    pub(crate) inner: F,
+    pub(crate) cache: &'a Cache,
+}
+
+impl<F: Fetch> Fetch for Keeping<'_, F> {
+    fn get(&self, url: &str) -> std::result::Result<Vec<u8>, FetchError> {
+        let bytes = self.inner.get(url)?;
+        let hex = image_layout::Digest::of(&bytes).hex().to_string();
+        let path = self.cache.blob_path(&hex);
+        if !path.is_file() {
+            let keep = || -> Result<()> {
+                let mut tmp = tempfile::Builder::new()
+                    .prefix(".tmp-")
+                    .tempfile_in(self.cache.root().join("blobs/sha256"))?;
+                std::io::Write::write_all(&mut tmp, &bytes)?;
+                self.cache.keep(tmp, &hex)?;
+                Ok(())
+            };
+            // Only an optimisation for later checks; a full disk shows
+            // up where it matters.
+            let _ = keep();
+        }
+        Ok(bytes)
+    }
+}
+
+/// A signed Release kept in the cache by its digest, verified against the
+/// keyring as of its own `Date` (a lock outlives the Release's
+/// `Valid-Until`; what counts is that the archive signed it).
+pub(crate) fn kept_release(
+    cache: &Cache,
+    sha256: &str,
+    keyring: &[u8],
+) -> Result<Option<debian::release::Release>> {
+    let Some(path) = cache.verified_blob(sha256)? else {
+        return Ok(None);
+    };
+    let bytes = std::fs::read(&path)?;
+    let text = String::from_utf8_lossy(&bytes);
+    let date = text
+        .lines()
+        .find_map(|l| l.strip_prefix("Date:"))
+        .and_then(|d| debian::release::parse_rfc2822(d.trim()).ok());
+    let Some(date) = date else { return Ok(None) };
+    // A detached Release has no signature in it: not usable alone.
+    Ok(debian::release::verify_inrelease(&bytes, keyring, date + Duration::from_secs(1)).ok())
+}
+
+/// The packages of one locked index, from the cache when the lock's
+/// InRelease and Packages are there (the InRelease checked against the
+/// keyring, the Packages against the InRelease), else from the mirror's
+/// current signed index. `None` when neither is to be had.
+fn signed_packages(
+    spec: &Spec,
+    apt: &AptSpec,
+    mirrors: &MirrorConfig,
+    arch: &str,
+    idx: &LockedIndex,
+    cache: &Cache,
+) -> Result<Vec<debian::packages::Package>> {
+    let repo = apt
+        .repository
+        .iter()
+        .find(|r| r.name == idx.repository)
+        .ok_or_else(|| {
+            verification(format!(
+                "{}: the lock names repository {:?}, which the spec does not have; run `netshoot-build lock`",
+                crate::lockfile::path_for(&spec.path).display(),
+                idx.repository
+            ))
+        })?;
+    let keyring = read_keyring(spec, repo)?;
+    if let Some(release) = kept_release(cache, &idx.release_sha256, &keyring)? {
+        let listed = release
+            .sha256(&idx.packages_path)
+            .is_some_and(|(h, _)| h.eq_ignore_ascii_case(&idx.packages_sha256));
+        if listed {
+            if let Some(path) = cache.verified_blob(&idx.packages_sha256)? {
+                let ext = idx.packages_path.rsplit_once('.').map_or("", |(_, e)| e);
+                let ext = if ["xz", "gz"].contains(&ext) { ext } else { "" };
+                let text = debian::repository::decompress(&std::fs::read(&path)?, ext)
+                    .map_err(|e| verification(format!("{}: {e}", path.display())))?;
+                return debian::packages::parse_packages(&text)
+                    .map_err(|e| verification(format!("{}: {e}", path.display())));
+            }
+        }
+    }
+    let base = mirrors.url_for(repo, &idx.suite)?;
+    let fetch = Keeping {
+        inner: fetcher()?,
+        cache,
+    };
+    let got = load_index(
+        &fetch,
+        &base,
+        &idx.suite,
+        &idx.component,
+        arch,
+        &keyring,
+        SystemTime::now(),
+    )
+    .map_err(|e| classify_repo_error(&repo.name, e))?;
+    Ok(got.packages)
+}
+
+/// Checks every locked package of a platform against the signed indexes:
+/// an entry must be listed there with the same file, size and sha256,
+/// so an edited lock cannot point a name at another (validly signed)
+/// `.deb`. A lock that passed is remembered in the cache by its digest.
+pub fn check_lock(
+    spec: &Spec,
+    apt: &AptSpec,
+    mirrors: &MirrorConfig,
+    lock: &AptLock,
+    cache: &Cache,
+    log: &(dyn Fn(String) + Sync),
+) -> Result<()> {
+    let mut keyrings = Vec::new();
+    for r in &apt.repository {
+        keyrings.push(
+            image_layout::Digest::of(&read_keyring(spec, r)?)
+                .hex()
+                .to_string(),
+        );
+    }
+    let key = image_layout::Digest::of(&image_layout::canonical_json(
+        &serde_json::json!({"v": 1, "lock": lock, "keyrings": keyrings}),
+    )?)
+    .hex()
+    .to_string();
+    let marker = cache.root().join("checked").join(format!("apt-{key}"));
+    if marker.is_file() {
+        return Ok(());
+    }
+    log(format!(
+        "check {} packages of {} against the signed indexes",
+        lock.packages.len(),
+        lock.arch
+    ));
+    let mut listed: HashMap<
+        (String, String),
+        HashMap<(String, String, String), debian::packages::Package>,
+    > = HashMap::new();
+    for idx in &lock.indexes {
+        let pkgs = signed_packages(spec, apt, mirrors, &lock.arch, idx, cache)?;
+        let m = listed
+            .entry((idx.repository.clone(), idx.suite.clone()))
+            .or_default();
+        for p in pkgs {
+            m.insert(
+                (
+                    p.name.clone(),
+                    p.version.to_string(),
+                    p.architecture.clone(),
+                ),
+                p,
+            );
+        }
+    }
+    let lock_path = crate::lockfile::path_for(&spec.path);
+    for p in &lock.packages {
+        let found = listed
+            .get(&(p.repository.clone(), p.suite.clone()))
+            .and_then(|m| m.get(&(p.name.clone(), p.version.clone(), p.architecture.clone())));
+        let why = match found {
+            None => format!("is not in the signed index of {}/{}", p.repository, p.suite),
+            Some(x)
+                if x.filename != p.filename
+                    || x.size != p.size
+                    || !x.sha256.eq_ignore_ascii_case(&p.sha256) =>
+            {
+                format!(
+                    "does not match the signed index of {}/{} (it lists {} {} bytes sha256 {})",
+                    p.repository, p.suite, x.filename, x.size, x.sha256
+                )
+            }
+            Some(x) if x.source != p.source => format!(
+                "names source {:?}, the signed index {:?}",
+                p.source, x.source
+            ),
+            Some(_) => continue,
+        };
+        return Err(verification(format!(
+            "{}: lock entry {} {} ({}) {why}; the lockfile was edited or is corrupt: run `netshoot-build lock`",
+            lock_path.display(),
+            p.name,
+            p.version,
+            p.architecture
+        )));
+    }
+    let mark = || -> std::io::Result<()> {
+        std::fs::create_dir_all(marker.parent().unwrap_or(cache.root()))?;
+        std::fs::write(&marker, b"")
+    };
+    let _ = mark();
+    Ok(())
+}

@@ -229,8 +229,7 @@ pub fn build(opts: &BuildOptions) -> Result<BuildResult> {
     let spec = spec;
     let progress = |msg: String| prog.step(msg);
 
-    let base = spec.base_dir();
-    let local_tree = local_layer(&spec, &base, opts.source_date_epoch)?;
+    let local_tree = local_layer(&spec, opts.source_date_epoch)?;
 
     // Debian packages: the lock decides what is installed; only the .debs
     // are downloaded when it is current.
@@ -312,6 +311,7 @@ pub fn build(opts: &BuildOptions) -> Result<BuildResult> {
                     crate::lockfile::path_for(&spec.path).display()
                 ))
             })?;
+            crate::apt::check_lock(&spec, apt, &opts.mirrors, pl, &cache, &progress)?;
             let bar = prog.bar(pl.packages.len() as u64, "packages");
             bar.set_message(p.to_string());
             let got = crate::apt::fetch_payloads_with(
@@ -329,7 +329,16 @@ pub fn build(opts: &BuildOptions) -> Result<BuildResult> {
     }
 
     let stage = Stage::prepare(&opts.out)?;
-    let layer_cache = crate::layercache::LayerCache::open(cache.root()).ok();
+    let note = prog.clone();
+    let layer_cache = crate::layercache::LayerCache::open(
+        cache.root(),
+        opts.out
+            .join("oci-layout")
+            .is_file()
+            .then_some(opts.out.as_path()),
+        move |m| note.step(m),
+    )
+    .ok();
     let layer_cache = &layer_cache;
     let layout = stage.layout();
     let lopts = LayerOptions {
@@ -617,7 +626,7 @@ pub fn lock(
     };
     if let Some(apt) = &spec.apt {
         for p in &spec.platforms {
-            let l = crate::apt::lock_platform(spec, apt, mirrors, p, progress)?;
+            let l = crate::apt::lock_platform(spec, apt, mirrors, p, cache, progress)?;
             progress(format!("locked {p}: {} packages", l.packages.len()));
             lock.apt.insert(p.to_string(), l);
         }
@@ -726,13 +735,14 @@ pub(crate) fn meta(mode: u32, uid: u32, gid: u32, mtime: u64) -> Meta {
 /// The files of the `local` sources. Modes are normalised (0755 for
 /// folders and executables, else 0644, unless the spec sets one) so the
 /// checkout's umask never reaches the image.
-fn local_layer(spec: &Spec, base: &Path, epoch: u64) -> Result<Tree> {
+fn local_layer(spec: &Spec, epoch: u64) -> Result<Tree> {
     let mut tree = Tree::new();
     // Files that are hard links of each other on disk stay hard links in
     // the layer (stored once), as tar would keep them.
     let mut inodes: HashMap<(u64, u64), String> = HashMap::new();
     for l in &spec.local {
-        let src = base.join(&l.src);
+        // Checked when the spec was loaded; again here, where it is read.
+        let src = spec.resolve_inside(&format!("local {:?}", l.dest), &l.src)?;
         let md = std::fs::symlink_metadata(&src).map_err(|e| {
             bad_input(format!(
                 "{}: local source {}: {e}",
@@ -1251,21 +1261,33 @@ impl Stage {
         for e in std::fs::read_dir(&staged)? {
             let e = e?;
             let name = e.file_name();
-            let target = self.dest.join("blobs/sha256").join(&name);
-            if !target.exists() {
-                std::fs::rename(e.path(), &target)?;
-            }
+            // Every staged blob was hashed as it was written or copied, so
+            // it replaces whatever the layout held under its name (which a
+            // user or a disk may have damaged); a rename is atomic.
+            std::fs::rename(e.path(), self.dest.join("blobs/sha256").join(&name))?;
         }
-        let mut manifests: Vec<Descriptor> = match dest_layout.read_index() {
+        let before: Vec<Descriptor> = match dest_layout.read_index() {
             Ok(idx) => idx.manifests().clone(),
             Err(_) => Vec::new(),
         };
-        manifests.retain(|d| {
-            !d.annotations()
+        let tag_of = |d: &Descriptor| {
+            d.annotations()
                 .as_ref()
                 .and_then(|a| a.get(REF_NAME))
-                .is_some_and(|n| tags.contains(n))
-        });
+                .cloned()
+        };
+        let subject_of = |d: &Descriptor| {
+            d.annotations()
+                .as_ref()
+                .and_then(|a| a.get(crate::attach::SUBJECT_ANNOTATION))
+                .cloned()
+        };
+        // The order is a function of the inputs, so a rebuild over an
+        // earlier layout writes the same index.json as a fresh one: this
+        // build's tags first (a consumer taking the first manifest gets
+        // the image), then other tags kept from before, then this build's
+        // referrers, then earlier referrers whose subject is still tagged.
+        let mut manifests: Vec<Descriptor> = Vec::new();
         for t in tags {
             let mut d = index_blob.descriptor(MT_INDEX);
             let mut ann = HashMap::new();
@@ -1273,41 +1295,28 @@ impl Stage {
             d.set_annotations(Some(ann));
             manifests.push(d);
         }
-        // Referrers: this build's, plus earlier ones whose subject is still
-        // an image of some tag; those of replaced images go.
+        manifests.extend(
+            before
+                .iter()
+                .filter(|d| tag_of(d).is_some_and(|t| !tags.contains(&t)))
+                .cloned(),
+        );
         let mut live: std::collections::BTreeSet<String> = Default::default();
         for d in &manifests {
-            if d.annotations()
-                .as_ref()
-                .is_some_and(|a| a.contains_key(REF_NAME))
-            {
-                live.insert(d.digest().to_string());
-                if let Ok(bytes) = dest_layout.read_blob(&Digest::from(d.digest())) {
-                    if let Ok(v) = serde_json::from_slice::<serde_json::Value>(&bytes) {
-                        for m in v["manifests"].as_array().into_iter().flatten() {
-                            if let Some(x) = m["digest"].as_str() {
-                                live.insert(x.to_string());
-                            }
+            live.insert(d.digest().to_string());
+            if let Ok(bytes) = dest_layout.read_blob(&Digest::from(d.digest())) {
+                if let Ok(v) = serde_json::from_slice::<serde_json::Value>(&bytes) {
+                    for m in v["manifests"].as_array().into_iter().flatten() {
+                        if let Some(x) = m["digest"].as_str() {
+                            live.insert(x.to_string());
                         }
                     }
                 }
             }
         }
-        manifests.retain(|d| {
-            match d
-                .annotations()
-                .as_ref()
-                .and_then(|a| a.get(crate::attach::SUBJECT_ANNOTATION))
-            {
-                Some(subject) => live.contains(subject),
-                None => true,
-            }
-        });
+        let mut seen: std::collections::BTreeSet<String> = Default::default();
         for (blob, mt, subject) in referrers {
-            if manifests
-                .iter()
-                .any(|d| Digest::from(d.digest()) == blob.digest)
-            {
+            if !seen.insert(blob.digest.to_string()) {
                 continue;
             }
             let mut d = blob.descriptor(MT_MANIFEST);
@@ -1319,6 +1328,13 @@ impl Stage {
             );
             d.set_annotations(Some(ann));
             manifests.push(d);
+        }
+        for d in &before {
+            let keep = subject_of(d).is_some_and(|s| live.contains(&s))
+                && seen.insert(d.digest().to_string());
+            if keep {
+                manifests.push(d.clone());
+            }
         }
         let index = ImageIndexBuilder::default()
             .schema_version(2u32)

@@ -14,6 +14,8 @@ pub struct Cache {
     root: PathBuf,
     /// Where download bars go (none unless [`Cache::with_progress`]).
     progress: crate::progress::Progress,
+    /// What was verified, so an unchanged object is not hashed again.
+    stamps: crate::store::Stamps,
 }
 
 impl Cache {
@@ -27,6 +29,7 @@ impl Cache {
         std::fs::create_dir_all(root.join("blobs/sha256"))
             .map_err(|e| bad_input(format!("cache {}: {e}", root.display())))?;
         Ok(Cache {
+            stamps: crate::store::Stamps::open(&root),
             root,
             progress: crate::progress::Progress::quiet(),
         })
@@ -48,13 +51,74 @@ impl Cache {
         self.root.join("blobs/sha256").join(hex)
     }
 
-    /// Returns the cached file for `sha256`, downloading `url` first when
-    /// it is not cached. The download is checked against `sha256` before
-    /// it is kept; a mismatch is an error naming the URL and both digests.
-    pub fn fetch(&self, url: &str, sha256: &str) -> Result<PathBuf> {
+    /// The stamps of verified objects (see [`crate::store`]).
+    pub fn stamps(&self) -> &crate::store::Stamps {
+        &self.stamps
+    }
+
+    /// Says one line on the build's progress (an eviction, a refetch).
+    pub fn note(&self, msg: impl AsRef<str>) {
+        self.progress.step(msg);
+    }
+
+    /// Whether `path` still holds the bytes `hex` names. A damaged object
+    /// is removed, with a line saying so, and `Ok(false)` returned, so the
+    /// caller fetches or rebuilds it once; a missing one is `Ok(false)`.
+    pub fn check(&self, path: &Path, hex: &str) -> Result<bool> {
+        if !path.exists() {
+            return Ok(false);
+        }
+        match self.stamps.verify(path, hex) {
+            Ok(true) => Ok(true),
+            Ok(false) => {
+                self.evict(path, &format!("does not hash to {hex}"));
+                Ok(false)
+            }
+            Err(e) => {
+                self.evict(path, &format!("cannot be read ({e})"));
+                Ok(false)
+            }
+        }
+    }
+
+    /// Removes a damaged object (a file or a folder), saying why.
+    pub fn evict(&self, path: &Path, why: &str) {
+        self.note(format!(
+            "cache: {} {why}: removed, fetching or rebuilding it again",
+            path.display()
+        ));
+        self.stamps.forget(path);
+        let _ = if path.is_dir() {
+            std::fs::remove_dir_all(path)
+        } else {
+            std::fs::remove_file(path)
+        };
+    }
+
+    /// The cached blob for `sha256` when it is there and intact (a damaged
+    /// one is evicted); `None` when it must be fetched.
+    pub fn verified_blob(&self, sha256: &str) -> Result<Option<PathBuf>> {
+        let path = self.blob_path(sha256);
+        Ok(self.check(&path, sha256)?.then_some(path))
+    }
+
+    /// Keeps a temporary file whose bytes were hashed to `sha256` as the
+    /// blob of that name, stamped as verified.
+    pub fn keep(&self, tmp: tempfile::NamedTempFile, sha256: &str) -> Result<PathBuf> {
         let dest = self.blob_path(sha256);
-        if dest.is_file() {
-            return Ok(dest);
+        tmp.persist(&dest)
+            .map_err(|e| anyhow::anyhow!("cache {}: {}", dest.display(), e.error))?;
+        self.stamps.record(&dest, sha256);
+        Ok(dest)
+    }
+
+    /// Returns the cached file for `sha256`, downloading `url` first when
+    /// it is not cached or no longer hashes to its name. The download is
+    /// checked against `sha256` before it is kept; a mismatch is an error
+    /// naming the URL and both digests.
+    pub fn fetch(&self, url: &str, sha256: &str) -> Result<PathBuf> {
+        if let Some(p) = self.verified_blob(sha256)? {
+            return Ok(p);
         }
         let (tmp, got) = self.download(url)?;
         if got != sha256 {
@@ -62,9 +126,7 @@ impl Cache {
                 "{url}: sha256 mismatch: downloaded {got}, spec pins {sha256}"
             )));
         }
-        tmp.persist(&dest)
-            .map_err(|e| bad_input(format!("cache {}: {}", dest.display(), e.error)))?;
-        Ok(dest)
+        self.keep(tmp, sha256)
     }
 
     /// Downloads `url` into a temporary file of the cache and returns it
@@ -210,7 +272,7 @@ impl Cache {
         };
         let areas = [
             "blobs/sha256",
-            "payloads/payload-v1",
+            "payloads/payload-v2",
             "layers",
             "layers/blobs",
             "crates",
@@ -247,5 +309,128 @@ impl Cache {
             }
         }
         Ok(report)
+    }
+}
+
+/// What `cache verify` found.
+#[derive(Debug, Default, serde::Serialize)]
+pub struct VerifyReport {
+    /// The cache folder.
+    pub cache: PathBuf,
+    /// Objects re-hashed (downloads, payloads, layers, compiled tools).
+    pub checked: u64,
+    /// Bytes read.
+    pub bytes: u64,
+    /// Damaged objects, removed: path and what was wrong.
+    pub removed: Vec<(String, String)>,
+}
+
+impl Cache {
+    /// Re-hashes every object of the cache whatever its stamp says,
+    /// removes those that do not match their digest, and reports. A build
+    /// fetches or rebuilds what was removed.
+    pub fn verify_all(&self) -> Result<VerifyReport> {
+        let mut r = VerifyReport {
+            cache: self.root.clone(),
+            ..Default::default()
+        };
+        let names = |dir: &Path| -> Vec<PathBuf> {
+            let mut v: Vec<PathBuf> = std::fs::read_dir(dir)
+                .map(|rd| rd.flatten().map(|e| e.path()).collect())
+                .unwrap_or_default();
+            v.retain(|p| {
+                !p.file_name()
+                    .is_some_and(|n| n.to_string_lossy().starts_with('.'))
+            });
+            v.sort();
+            v
+        };
+        let hex_name = |p: &Path| {
+            p.file_name()
+                .map(|n| n.to_string_lossy().to_string())
+                .filter(|n| n.len() == 64 && n.bytes().all(|b| b.is_ascii_hexdigit()))
+        };
+        // One object: `files` with the digests they must have.
+        let check = |obj: &Path, files: Vec<(PathBuf, String)>, r: &mut VerifyReport| {
+            r.checked += 1;
+            let mut bad = None;
+            for (f, want) in &files {
+                r.bytes += std::fs::metadata(f).map(|m| m.len()).unwrap_or(0);
+                match crate::store::sha256_file(f) {
+                    Ok(got) if &got == want => self.stamps.record(f, want),
+                    Ok(got) => {
+                        bad = Some(format!("{} has sha256 {got}, expected {want}", f.display()))
+                    }
+                    Err(e) => bad = Some(format!("{}: {e}", f.display())),
+                }
+                if bad.is_some() {
+                    break;
+                }
+            }
+            if files.is_empty() {
+                bad = Some("records no digests".into());
+            }
+            if let Some(why) = bad {
+                for (f, _) in &files {
+                    self.stamps.forget(f);
+                }
+                let _ = if obj.is_dir() {
+                    std::fs::remove_dir_all(obj)
+                } else {
+                    std::fs::remove_file(obj)
+                };
+                r.removed.push((obj.display().to_string(), why));
+            }
+        };
+        for p in names(&self.root.join("blobs/sha256")) {
+            match hex_name(&p) {
+                Some(h) => check(&p.clone(), vec![(p, h)], &mut r),
+                None => check(&p, Vec::new(), &mut r),
+            }
+        }
+        for p in names(&self.root.join("layers/blobs")) {
+            match hex_name(&p) {
+                Some(h) => check(&p.clone(), vec![(p, h)], &mut r),
+                None => check(&p, Vec::new(), &mut r),
+            }
+        }
+        // A layer record whose blob is gone is useless: drop it too.
+        for p in names(&self.root.join("layers")) {
+            if p.extension().is_some_and(|e| e == "json") {
+                let blob = std::fs::read(&p)
+                    .ok()
+                    .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok())
+                    .and_then(|v| v["digest"].as_str().map(str::to_string))
+                    .and_then(|d| d.strip_prefix("sha256:").map(str::to_string));
+                let ok = blob.is_some_and(|h| self.root.join("layers/blobs").join(h).is_file());
+                if !ok {
+                    let _ = std::fs::remove_file(&p);
+                    r.removed
+                        .push((p.display().to_string(), "names no intact layer".into()));
+                }
+            }
+        }
+        for p in names(&self.root.join("payloads/payload-v2")) {
+            let files = std::fs::read_to_string(p.join("digests"))
+                .unwrap_or_default()
+                .lines()
+                .filter_map(|l| l.split_once(' '))
+                .map(|(f, d)| (p.join(f), d.to_string()))
+                .collect();
+            check(&p, files, &mut r);
+        }
+        for p in names(&self.root.join("crates")) {
+            if !p.is_dir() {
+                continue;
+            }
+            let files = std::fs::read_to_string(p.join("bins.list"))
+                .unwrap_or_default()
+                .lines()
+                .filter_map(|l| l.split_once(' '))
+                .map(|(f, d)| (p.join(f), d.to_string()))
+                .collect();
+            check(&p, files, &mut r);
+        }
+        Ok(r)
     }
 }

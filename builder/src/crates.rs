@@ -694,7 +694,7 @@ pub fn build_crate_with(
         lock.version,
         &key[..16]
     ));
-    if let Some(bins) = cached_bins(&key_dir) {
+    if let Some(bins) = cached_bins(&key_dir, log) {
         for b in &bins {
             check_static(&b.path, platform)?;
         }
@@ -711,7 +711,7 @@ pub fn build_crate_with(
     // itself serialises builds in one target folder anyway.
     let _guard = FileLock::acquire(&src_parent.join(format!(".{}-{triple}.lock", lock.name)))?;
     // Another process may have finished this very build while we waited.
-    if let Some(bins) = cached_bins(&key_dir) {
+    if let Some(bins) = cached_bins(&key_dir, log) {
         log(format!("cached {who} for {triple}"));
         return Ok(with_dest(bins, &spec.dest));
     }
@@ -829,8 +829,9 @@ pub fn build_crate_with(
         std::fs::copy(path, &dst)
             .map_err(|e| bad_input(format!("cache {}: {e}", dst.display())))?;
         set_mode(&dst, 0o755)?;
-        names.push_str(name);
-        names.push('\n');
+        let digest = crate::store::sha256_file(&dst)
+            .map_err(|e| bad_input(format!("cache {}: {e}", dst.display())))?;
+        names.push_str(&format!("{name} {digest}\n"));
     }
     std::fs::write(tmp.path().join(BINS_FILE), names)
         .map_err(|e| bad_input(format!("cache {}: {e}", tmp.path().display())))?;
@@ -838,7 +839,7 @@ pub fn build_crate_with(
     if let Err(e) = std::fs::rename(&tmp, &key_dir) {
         let _ = std::fs::remove_dir_all(&tmp);
         // Losing a race to an identical build is fine; anything else is not.
-        if cached_bins(&key_dir).is_none() {
+        if cached_bins(&key_dir, log).is_none() {
             return Err(bad_input(format!("cache {}: {e}", key_dir.display())));
         }
     }
@@ -846,7 +847,7 @@ pub fn build_crate_with(
         "built {who} for {triple} in {:.1}s",
         started.elapsed().as_secs_f64()
     ));
-    cached_bins(&key_dir)
+    cached_bins(&key_dir, log)
         .map(|b| with_dest(b, &spec.dest))
         .ok_or_else(|| {
             bad_input(format!(
@@ -859,18 +860,33 @@ pub fn build_crate_with(
 /// The file in a key folder listing its binaries; written last.
 const BINS_FILE: &str = "bins.list";
 
-fn cached_bins(key_dir: &Path) -> Option<Vec<BuiltBinary>> {
+/// The binaries cached in `key_dir`, each still hashing to the digest
+/// recorded beside it when it was built; a damaged entry is removed (and
+/// said) so the crate is compiled again.
+fn cached_bins(key_dir: &Path, log: &dyn Fn(String)) -> Option<Vec<BuiltBinary>> {
     let list = std::fs::read_to_string(key_dir.join(BINS_FILE)).ok()?;
-    let bins: Vec<BuiltBinary> = list
-        .lines()
-        .filter(|l| !l.is_empty())
-        .map(|name| BuiltBinary {
+    let stamps = crate::store::Stamps::open(key_dir.parent()?.parent()?);
+    let mut bins = Vec::new();
+    let mut intact = true;
+    for line in list.lines().filter(|l| !l.is_empty()) {
+        let (name, digest) = line.split_once(' ').unwrap_or((line, ""));
+        let path = key_dir.join(name);
+        intact &= stamps.verify(&path, digest).unwrap_or(false);
+        bins.push(BuiltBinary {
             name: name.to_string(),
-            path: key_dir.join(name),
+            path,
             dest: String::new(),
-        })
-        .collect();
-    (!bins.is_empty() && bins.iter().all(|b| b.path.is_file())).then_some(bins)
+        });
+    }
+    if !intact {
+        log(format!(
+            "cache: {} does not match its recorded digests: removed, compiling again",
+            key_dir.display()
+        ));
+        let _ = std::fs::remove_dir_all(key_dir);
+        return None;
+    }
+    (!bins.is_empty()).then_some(bins)
 }
 
 fn with_dest(bins: Vec<BuiltBinary>, dest: &str) -> Vec<BuiltBinary> {

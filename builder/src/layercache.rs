@@ -8,7 +8,8 @@
 //! when their source is content-addressed (a range of a cached package
 //! payload is named by the package's sha256); other bodies are hashed.
 //! Entries are written by rename, so concurrent builds and a kill at any
-//! point leave only whole entries; a hit is checked for its size.
+//! point leave only whole entries; a hit is checked against its digest
+//! before it is used (see [`LayerCache::get`]).
 
 use image_layout::layout::BlobRef;
 use image_layout::{Body, Digest, LayerInfo, LayerOptions, Node, OciLayout, Tree};
@@ -113,63 +114,92 @@ fn content_name(p: &Path) -> String {
 /// The cache folder for layers.
 pub struct LayerCache {
     dir: PathBuf,
+    /// The layout the build replaces (`--out`), whose intact blobs need
+    /// no copy.
+    existing: Option<PathBuf>,
+    stamps: crate::store::Stamps,
+    note: Box<dyn Fn(String) + Send + Sync>,
 }
 
 impl LayerCache {
-    /// Opens (creating) `root/layers`.
-    pub fn open(root: &Path) -> std::io::Result<LayerCache> {
+    /// Opens (creating) `root/layers`. `existing` is the layout the build
+    /// will replace, if any; `note` hears of damaged entries.
+    pub fn open(
+        root: &Path,
+        existing: Option<&Path>,
+        note: impl Fn(String) + Send + Sync + 'static,
+    ) -> std::io::Result<LayerCache> {
         let dir = root.join("layers");
         std::fs::create_dir_all(dir.join("blobs"))?;
-        Ok(LayerCache { dir })
+        Ok(LayerCache {
+            dir,
+            existing: existing.map(|p| p.join("blobs/sha256")),
+            stamps: crate::store::Stamps::open(root),
+            note: Box::new(note),
+        })
     }
 
     /// Puts the cached layer for `fp` into `layout`, if there is one whose
-    /// blob is intact.
+    /// blob is intact. The blob is checked against its digest before it
+    /// is used: when the layout being replaced already holds it intact,
+    /// nothing is copied; otherwise the cache's copy is copied (never
+    /// linked: a layout and the cache share no inode) and hashed on the
+    /// way. A damaged entry is removed, said, and the layer written anew.
     pub fn get(&self, fp: &str, layout: &OciLayout) -> Option<(LayerInfo, BlobRef)> {
-        let meta: Cached =
-            serde_json::from_slice(&std::fs::read(self.dir.join(format!("{fp}.json"))).ok()?)
-                .ok()?;
+        let meta_path = self.dir.join(format!("{fp}.json"));
+        let meta: Cached = serde_json::from_slice(&std::fs::read(&meta_path).ok()?).ok()?;
         let digest: Digest = meta.digest.parse().ok()?;
         let diff_id: Digest = meta.diff_id.parse().ok()?;
-        let src = self.dir.join("blobs").join(digest.hex());
-        let dest = layout.blob_path(&digest);
-        if !dest.is_file() {
-            // Entries only ever appear whole (written, then renamed), so
-            // a size check catches a truncated or replaced file without
-            // re-reading hundreds of megabytes on every warm build.
-            if std::fs::metadata(&src).ok()?.len() != meta.size {
-                return None;
-            }
-            let tmp = dest.with_extension("tmp-cache");
-            if std::fs::hard_link(&src, &tmp).is_err() {
-                std::fs::copy(&src, &tmp).ok()?;
-            }
-            std::fs::rename(&tmp, &dest).ok()?;
-        }
-        Some((
+        let hit = (
             LayerInfo {
                 diff_id,
                 uncompressed_size: meta.uncompressed_size,
                 entries: meta.entries,
             },
             BlobRef {
-                digest,
+                digest: digest.clone(),
                 size: meta.size,
             },
-        ))
+        );
+        let intact = |p: &Path| {
+            std::fs::metadata(p).is_ok_and(|m| m.len() == meta.size)
+                && self.stamps.verify(p, digest.hex()).unwrap_or(false)
+        };
+        if let Some(existing) = &self.existing {
+            if intact(&existing.join(digest.hex())) {
+                return Some(hit);
+            }
+        }
+        let src = self.dir.join("blobs").join(digest.hex());
+        let dest = layout.blob_path(&digest);
+        if dest.is_file() {
+            return Some(hit);
+        }
+        match crate::store::copy_verified(&src, &dest, digest.hex()) {
+            Ok(true) => Some(hit),
+            Ok(false) => {
+                (self.note)(format!(
+                    "cache: {} does not hash to {digest}: removed, writing the layer again",
+                    src.display()
+                ));
+                let _ = std::fs::remove_file(&src);
+                let _ = std::fs::remove_file(&meta_path);
+                None
+            }
+            Err(_) => None,
+        }
     }
 
     /// Remembers a layer written to `layout`.
     pub fn put(&self, fp: &str, layout: &OciLayout, info: &LayerInfo, blob: &BlobRef) {
         let store = || -> std::io::Result<()> {
             let dest = self.dir.join("blobs").join(blob.digest.hex());
-            if !dest.is_file() {
-                let tmp = tempfile::Builder::new()
-                    .prefix(".tmp-")
-                    .tempfile_in(self.dir.join("blobs"))?;
+            if !self.stamps.verify(&dest, blob.digest.hex())? {
                 let src = layout.blob_path(&blob.digest);
-                std::fs::copy(&src, tmp.path())?;
-                tmp.persist(&dest).map_err(|e| e.error)?;
+                if !crate::store::copy_verified(&src, &dest, blob.digest.hex())? {
+                    return Ok(());
+                }
+                self.stamps.record(&dest, blob.digest.hex());
             }
             let meta = Cached {
                 digest: blob.digest.to_string(),

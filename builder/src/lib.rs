@@ -18,6 +18,7 @@ pub mod rootfs;
 pub mod sbom;
 pub mod sources;
 pub mod spec;
+pub mod store;
 pub mod toolbox;
 pub mod urls;
 pub mod variant;

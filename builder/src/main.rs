@@ -91,6 +91,15 @@ enum CacheCommand {
         #[arg(long, default_value_t = 30)]
         keep_days: u64,
     },
+    /// Re-hash every cached object, remove the damaged ones and report.
+    Verify {
+        /// Cache folder (default $NETSHOOT_CACHE, $XDG_CACHE_HOME/netshoot-build).
+        #[arg(long)]
+        cache: Option<PathBuf>,
+        /// Print the report as JSON.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(Args, Debug)]
@@ -350,17 +359,16 @@ fn run(cli: Cli) -> Result<()> {
             })
         }
         Command::Export(a) => {
-            let layout = OciLayout::open(&a.layout).map_err(|e| bad_input(e.to_string()))?;
+            use netshoot_build::error::{archive, layout as layout_err};
+            let layout = OciLayout::open(&a.layout).map_err(layout_err)?;
             match a.format {
                 ExportFormat::Oci => {
                     let tags: Vec<String> = a.tag.into_iter().collect();
                     image_layout::archive::write_oci_archive(&layout, &tags, &a.output)
-                        .map_err(|e| bad_input(e.to_string()))?;
+                        .map_err(archive)?;
                 }
                 ExportFormat::Docker => {
-                    let top = layout
-                        .resolve(a.tag.as_deref())
-                        .map_err(|e| bad_input(e.to_string()))?;
+                    let top = layout.resolve(a.tag.as_deref()).map_err(layout_err)?;
                     let tag = a.tag.clone().unwrap_or_else(|| {
                         top.annotations()
                             .as_ref()
@@ -378,7 +386,7 @@ fn run(cli: Cli) -> Result<()> {
                         &format!("{}:{tag}", a.name),
                         &a.output,
                     )
-                    .map_err(|e| bad_input(e.to_string()))?;
+                    .map_err(archive)?;
                 }
             }
             eprintln!("wrote {}", a.output.display());
@@ -435,6 +443,25 @@ fn run(cli: Cli) -> Result<()> {
                 inspect::human(r.bytes),
                 c.root().display()
             );
+            Ok(())
+        }
+        Command::Cache(CacheCommand::Verify { cache, json }) => {
+            let c = netshoot_build::cache::Cache::open(cache.as_deref())?;
+            let r = c.verify_all()?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&r)?);
+            } else {
+                for (path, why) in &r.removed {
+                    println!("removed {path}: {why}");
+                }
+                println!(
+                    "checked {} objects ({}) in {}: {} damaged, removed",
+                    r.checked,
+                    inspect::human(r.bytes),
+                    c.root().display(),
+                    r.removed.len()
+                );
+            }
             Ok(())
         }
         Command::Push(a) => netshoot_build::push::run_push(a),

@@ -103,7 +103,9 @@ fn classify(e: registry::Error) -> anyhow::Error {
     use registry::Error as E;
     match e {
         E::Verify { .. } => verification(e.to_string()),
-        E::Invalid(_) | E::Layout(_) | E::Io { .. } => bad_input(e.to_string()),
+        E::Layout(l) => crate::error::layout(l),
+        E::Io { context, source } => crate::error::io(context, source),
+        E::Invalid(_) => bad_input(e.to_string()),
         _ => network(e.to_string()),
     }
 }
@@ -259,13 +261,13 @@ pub fn run_push(args: PushArgs) -> anyhow::Result<()> {
     let _tmp;
     let (layout, tag) = match (&args.layout, &args.archive) {
         (Some(dir), _) => (
-            OciLayout::open(dir).map_err(|e| bad_input(e.to_string()))?,
+            OciLayout::open(dir).map_err(crate::error::layout)?,
             args.source_tag.clone(),
         ),
         (None, Some(archive)) => {
             let tmp = tempfile::tempdir().context("creating a temporary folder")?;
             let layout = image_layout::archive::read_archive(archive, tmp.path())
-                .map_err(|e| bad_input(e.to_string()))?;
+                .map_err(crate::error::archive)?;
             _tmp = tmp;
             (layout, None)
         }
@@ -281,6 +283,7 @@ pub fn run_push(args: PushArgs) -> anyhow::Result<()> {
             .ok_or_else(|| bad_input(e.to_string()))?,
         Err(e) => return Err(bad_input(e.to_string())),
     };
+    check_before_push(&layout, &top, &platforms)?;
     let client = client(&args.connect)?;
     let report = client
         .push_layout(
@@ -297,6 +300,57 @@ pub fn run_push(args: PushArgs) -> anyhow::Result<()> {
         println!("{}", serde_json::to_string_pretty(&push_json(&report))?);
     } else {
         println!("{}", report.reference);
+    }
+    Ok(())
+}
+
+/// Every blob the push would send exists and hashes to its name: a damaged
+/// layout is refused here (exit 3), before a byte leaves the machine.
+fn check_before_push(
+    layout: &OciLayout,
+    top: &image_layout::oci_spec::image::Descriptor,
+    platforms: &[image_layout::Platform],
+) -> anyhow::Result<()> {
+    let mut roots = if platforms.is_empty() {
+        vec![top.clone()]
+    } else {
+        layout
+            .images(top)
+            .map_err(crate::error::layout)?
+            .into_iter()
+            .filter(|(p, _)| platforms.iter().any(|w| p.matches(w)))
+            .map(|(_, d)| d)
+            .collect()
+    };
+    // The SBOMs and other referrers that go with the images.
+    if let Ok(index) = layout.read_index() {
+        roots.extend(
+            index
+                .manifests()
+                .iter()
+                .filter(|d| {
+                    d.annotations()
+                        .as_ref()
+                        .is_some_and(|a| a.contains_key(crate::attach::SUBJECT_ANNOTATION))
+                })
+                .cloned(),
+        );
+    }
+    let problems = layout
+        .check_blobs(Some(&roots))
+        .map_err(crate::error::layout)?;
+    if let Some(first) = problems.first() {
+        return Err(verification(format!(
+            "push: {}: {} blob{} damaged or missing, nothing was sent: {first}{}",
+            layout.root().display(),
+            problems.len(),
+            if problems.len() == 1 { "" } else { "s" },
+            if problems.len() > 1 {
+                " (and more)"
+            } else {
+                ""
+            }
+        )));
     }
     Ok(())
 }

@@ -559,7 +559,7 @@ fn cache_key(
 ) -> Result<String> {
     let mut patches = Vec::new();
     for p in &s.patches {
-        let path = spec.base_dir().join(p);
+        let path = spec.resolve_inside(&format!("source {:?} patch", s.name), p)?;
         patches.push((
             p.display().to_string(),
             sha256_file(&path).map_err(|e| {
@@ -603,8 +603,7 @@ fn fetch_source(
     let mut out = Vec::new();
     for f in &lock.files {
         let url = format!("{base}/{}/{}", lock.directory, f.name);
-        let dest = cache.blob_path(&f.sha256);
-        if dest.is_file() {
+        if let Some(dest) = cache.verified_blob(&f.sha256)? {
             out.push((f.clone(), Some(dest)));
             continue;
         }
@@ -633,8 +632,7 @@ fn fetch_source(
                 f.name, f.sha256, f.size
             )));
         }
-        tmp.persist(&dest)
-            .map_err(|e| bad_input(format!("cache {}: {}", dest.display(), e.error)))?;
+        let dest = cache.keep(tmp, &f.sha256)?;
         out.push((f.clone(), Some(dest)));
     }
     Ok(out)
@@ -786,7 +784,7 @@ fn compile(
         )));
     }
     for p in &s.patches {
-        let path = std::fs::canonicalize(spec.base_dir().join(p))
+        let path = std::fs::canonicalize(spec.resolve_inside(&format!("{who}: patch"), p)?)
             .map_err(|e| bad_input(format!("{who}: patch {}: {e}", p.display())))?;
         let out = Command::new("patch")
             .current_dir(&src)

@@ -481,7 +481,7 @@ impl Spec {
         if self.image.name.is_empty() || self.image.tag.is_empty() {
             return Err(bad_input("image.name and image.tag must not be empty"));
         }
-        Ok(())
+        self.check_paths()
     }
 
     /// The folder local sources are relative to.
@@ -490,6 +490,84 @@ impl Spec {
             .parent()
             .map(Path::to_path_buf)
             .unwrap_or_else(|| PathBuf::from("."))
+    }
+
+    /// `rel`, a path the spec names for `what` (`local "files/motd"`,
+    /// `patch ...`), resolved inside the spec's folder: relative, and still
+    /// inside after `..` and every symlink are followed. A spec from an
+    /// untrusted change must not carry a host file (`/etc/shadow`,
+    /// `../../secret`) into an image. A path that does not exist is
+    /// returned joined, for the caller to report as missing.
+    pub fn resolve_inside(&self, what: &str, rel: &Path) -> Result<PathBuf> {
+        let outside = |real: &Path| {
+            bad_input(format!(
+                "{}: {what}: {} resolves to {}, outside the spec's folder; paths in a spec must stay inside it",
+                self.path.display(),
+                rel.display(),
+                real.display()
+            ))
+        };
+        if rel.is_absolute() {
+            return Err(outside(rel));
+        }
+        let base = self.base_dir();
+        let joined = base.join(rel);
+        let real_base = std::fs::canonicalize(&base)
+            .map_err(|e| bad_input(format!("{}: its folder: {e}", self.path.display())))?;
+        match std::fs::canonicalize(&joined) {
+            Ok(real) if real.starts_with(&real_base) => Ok(joined),
+            Ok(real) => Err(outside(&real)),
+            Err(_) => {
+                // Missing: judge the words alone, so `../x` is refused even
+                // before it exists.
+                let mut depth = 0i32;
+                for c in rel.components() {
+                    match c {
+                        std::path::Component::ParentDir => depth -= 1,
+                        std::path::Component::Normal(_) => depth += 1,
+                        _ => {}
+                    }
+                    if depth < 0 {
+                        return Err(outside(&joined));
+                    }
+                }
+                Ok(joined)
+            }
+        }
+    }
+
+    /// Every path the spec names, checked by [`Spec::resolve_inside`].
+    fn check_paths(&self) -> Result<()> {
+        for l in &self.local {
+            self.resolve_inside(&format!("local {:?}", l.dest), &l.src)?;
+        }
+        if let Some(apt) = &self.apt {
+            for r in &apt.repository {
+                self.resolve_inside(&format!("apt.repository {:?} keyring", r.name), &r.keyring)?;
+            }
+        }
+        for s in &self.source {
+            for p in &s.patches {
+                self.resolve_inside(&format!("source {:?} patch", s.name), p)?;
+            }
+        }
+        for c in &self.cargo {
+            if let Some(p) = &c.path {
+                self.resolve_inside(&format!("cargo {:?} path", c.name), p)?;
+            }
+        }
+        for u in &self.url {
+            for (plat, a) in &u.platform {
+                if let Some(file) = a.url.strip_prefix("file://") {
+                    let base = std::fs::canonicalize(self.base_dir()).unwrap_or_default();
+                    let rel = Path::new(file)
+                        .strip_prefix(&base)
+                        .unwrap_or(Path::new(file));
+                    self.resolve_inside(&format!("url {:?} for {plat}", u.name), rel)?;
+                }
+            }
+        }
+        Ok(())
     }
 }
 

@@ -88,9 +88,7 @@ fn pin(
 fn download_pin(cache: &Cache, url: &str) -> Result<UrlPin> {
     let (tmp, sha256) = cache.download(url)?;
     let size = tmp.as_file().metadata()?.len();
-    let dest = cache.blob_path(&sha256);
-    tmp.persist(&dest)
-        .map_err(|e| bad_input(format!("cache {}: {}", dest.display(), e.error)))?;
+    cache.keep(tmp, &sha256)?;
     Ok(UrlPin {
         url: url.to_string(),
         sha256,

@@ -118,6 +118,9 @@ pub fn verify(opts: &BuildOptions, layout_dir: &Path, tag: &str) -> Result<Strin
     let want = layout
         .resolve(Some(tag))
         .map_err(|e| bad_input(e.to_string()))?;
+    // The layout itself first: a rebuild that matches the index proves
+    // nothing about blobs that were damaged or deleted since.
+    check_layout(&layout, layout_dir)?;
     let work = tempfile::tempdir()?;
     let fresh_cache = work.path().join("cache");
     // Downloads are content-addressed: those whose bytes still match
@@ -192,6 +195,32 @@ pub fn verify(opts: &BuildOptions, layout_dir: &Path, tag: &str) -> Result<Strin
     Err(verification(format!(
         "verify: index differs ({} vs {got})",
         want.digest()
+    )))
+}
+
+/// Every blob reachable from the layout's `index.json` exists, has its
+/// descriptor's size and hashes to its name; otherwise a verification
+/// error naming the blobs at fault.
+pub fn check_layout(layout: &OciLayout, dir: &Path) -> Result<()> {
+    let problems = layout
+        .check_blobs(None)
+        .map_err(|e| verification(format!("{}: {e}", dir.display())))?;
+    if problems.is_empty() {
+        return Ok(());
+    }
+    let shown: Vec<String> = problems.iter().take(5).map(|p| p.to_string()).collect();
+    let more = problems.len().saturating_sub(shown.len());
+    Err(verification(format!(
+        "{}: {} blob{} damaged or missing: {}{}",
+        dir.display(),
+        problems.len(),
+        if problems.len() == 1 { "" } else { "s" },
+        shown.join("; "),
+        if more > 0 {
+            format!("; and {more} more")
+        } else {
+            String::new()
+        }
     )))
 }
 

@@ -27,6 +27,14 @@ pub enum ArchiveError {
         /// What went wrong.
         source: io::Error,
     },
+    /// A blob does not match its name or its descriptor's size.
+    #[error("{path}: {reason}")]
+    Mismatch {
+        /// The blob or archive at fault.
+        path: String,
+        /// What does not match.
+        reason: String,
+    },
     /// The archive's content is not what it claims.
     #[error("{path}: {reason}")]
     Invalid {
@@ -152,14 +160,41 @@ fn copy_blobs<W: Write>(
         let f = layout.open_blob(&d)?;
         let actual = f.metadata().map_err(aio(out))?.len();
         if actual != size {
-            return Err(ArchiveError::Invalid {
+            return Err(ArchiveError::Mismatch {
                 path: layout.blob_path(&d).display().to_string(),
                 reason: format!("blob is {actual} bytes, its descriptor says {size}"),
             });
         }
-        t.reader(&d.blob_path(), size, f).map_err(aio(out))?;
+        // Hashed on the way in: an archive never carries a blob that does
+        // not match its name (the whole archive is dropped instead).
+        let mut r = HashingReader {
+            inner: io::BufReader::with_capacity(1 << 20, f),
+            hasher: sha2::Sha256::default(),
+        };
+        t.reader(&d.blob_path(), size, &mut r).map_err(aio(out))?;
+        let got = hex::encode(sha2::Digest::finalize(r.hasher));
+        if got != hex {
+            return Err(ArchiveError::Mismatch {
+                path: layout.blob_path(&d).display().to_string(),
+                reason: format!("content has digest sha256:{got}, expected {d}"),
+            });
+        }
     }
     Ok(())
+}
+
+/// A reader that hashes what passes through it.
+struct HashingReader<R> {
+    inner: R,
+    hasher: sha2::Sha256,
+}
+
+impl<R: Read> Read for HashingReader<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        sha2::Digest::update(&mut self.hasher, &buf[..n]);
+        Ok(n)
+    }
 }
 
 /// Writes every image of `layout` (all tags, or only `tags` when given)
@@ -359,7 +394,10 @@ pub fn read_archive(archive: &Path, dest: &Path) -> Result<OciLayout, ArchiveErr
                 let got = w.commit().map_err(aio(dest))?;
                 if got.digest != d {
                     let _ = fs::remove_file(layout.blob_path(&got.digest));
-                    return Err(bad(format!("{n}: content has digest {}", got.digest)));
+                    return Err(ArchiveError::Mismatch {
+                        path: archive.display().to_string(),
+                        reason: format!("{n}: content has digest {}", got.digest),
+                    });
                 }
             }
             _ => {}

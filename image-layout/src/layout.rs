@@ -58,6 +58,14 @@ pub enum LayoutError {
         /// What is wrong.
         reason: String,
     },
+    /// A blob whose bytes do not hash to its name.
+    #[error("{path}: {reason}")]
+    Mismatch {
+        /// The blob.
+        path: PathBuf,
+        /// What does not match.
+        reason: String,
+    },
     /// No image under the requested name.
     #[error("{layout}: no image tagged {tag:?} (tags: {available})")]
     NoSuchTag {
@@ -171,7 +179,7 @@ impl OciLayout {
         let data = fs::read(&path).map_err(io_err(&path))?;
         let got = Digest::of(&data);
         if &got != d {
-            return Err(LayoutError::Invalid {
+            return Err(LayoutError::Mismatch {
                 path,
                 reason: format!("content has digest {got}, expected {d}"),
             });
@@ -319,6 +327,109 @@ impl OciLayout {
         }
         out.push(desc.clone());
         Ok(())
+    }
+}
+
+/// A blob of a layout that is missing or does not match its descriptor.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct BlobProblem {
+    /// The digest the descriptor names.
+    pub digest: Digest,
+    /// Where the blob should be.
+    pub path: PathBuf,
+    /// What is wrong, in words (`missing`, `is 12 bytes, its descriptor
+    /// says 13`, `content has digest sha256:..`).
+    pub reason: String,
+}
+
+impl std::fmt::Display for BlobProblem {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} {}", self.path.display(), self.reason)
+    }
+}
+
+impl OciLayout {
+    /// Checks every blob reachable from `roots` (by default every entry
+    /// of `index.json`): it exists, has the descriptor's size and hashes
+    /// to its name. Returns what is wrong, in walk order; the children of
+    /// a damaged manifest or index cannot be known and are not listed.
+    pub fn check_blobs(
+        &self,
+        roots: Option<&[Descriptor]>,
+    ) -> Result<Vec<BlobProblem>, LayoutError> {
+        let mut queue: std::collections::VecDeque<Descriptor> = match roots {
+            Some(r) => r.iter().cloned().collect(),
+            None => self.read_index()?.manifests().iter().cloned().collect(),
+        };
+        let mut seen = std::collections::BTreeSet::new();
+        let mut problems = Vec::new();
+        while let Some(desc) = queue.pop_front() {
+            let digest = Digest::from(desc.digest());
+            if !seen.insert(digest.to_string()) {
+                continue;
+            }
+            let path = self.blob_path(&digest);
+            let problem = |reason: String| BlobProblem {
+                digest: digest.clone(),
+                path: path.clone(),
+                reason,
+            };
+            let size = match fs::metadata(&path) {
+                Ok(m) => m.len(),
+                Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                    problems.push(problem("is missing".into()));
+                    continue;
+                }
+                Err(e) => {
+                    problems.push(problem(format!("cannot be read: {e}")));
+                    continue;
+                }
+            };
+            if size != desc.size() {
+                problems.push(problem(format!(
+                    "is {size} bytes, its descriptor says {}",
+                    desc.size()
+                )));
+                continue;
+            }
+            let mt = desc.media_type().to_string();
+            let is_json =
+                [MT_INDEX, MT_DOCKER_LIST, MT_MANIFEST, MT_DOCKER_MANIFEST].contains(&mt.as_str());
+            if !is_json {
+                let checked = File::open(&path)
+                    .and_then(|f| verify_stream(io::BufReader::with_capacity(1 << 20, f), &digest));
+                if let Err(e) = checked {
+                    problems.push(problem(e.to_string()));
+                }
+                continue;
+            }
+            let bytes = match self.read_blob(&digest) {
+                Ok(b) => b,
+                Err(LayoutError::Mismatch { reason, .. }) => {
+                    problems.push(problem(reason));
+                    continue;
+                }
+                Err(e) => {
+                    problems.push(problem(e.to_string()));
+                    continue;
+                }
+            };
+            if mt == MT_INDEX || mt == MT_DOCKER_LIST {
+                match serde_json::from_slice::<ImageIndex>(&bytes) {
+                    Ok(idx) => queue.extend(idx.manifests().iter().cloned()),
+                    Err(e) => problems.push(problem(format!("is not an image index: {e}"))),
+                }
+            } else {
+                match serde_json::from_slice::<ImageManifest>(&bytes) {
+                    Ok(m) => {
+                        queue.push_back(m.config().clone());
+                        queue.extend(m.layers().iter().cloned());
+                    }
+                    Err(e) => problems.push(problem(format!("is not an image manifest: {e}"))),
+                }
+            }
+        }
+        Ok(problems)
     }
 }
 

@@ -640,7 +640,7 @@ pub fn lock(
                 .insert(c.name.clone(), serde_json::to_value(&l)?);
         }
     }
-    lock.sources = crate::sources::lock_sources(spec, mirrors, progress)?;
+    lock.sources = crate::sources::lock_sources(spec, mirrors, cache, progress)?;
     lock.url = crate::urls::pin_all(spec, profiles, cache, previous.as_ref(), progress)?;
     lock.write(&path)?;
     progress(format!("wrote {}", path.display()));

@@ -263,6 +263,7 @@ pub fn build_order(spec: &Spec) -> Result<Vec<&SourceSpec>> {
 pub fn lock_sources(
     spec: &Spec,
     mirrors: &MirrorConfig,
+    cache: &Cache,
     log: &(dyn Fn(String) + Sync),
 ) -> Result<BTreeMap<String, SourceLock>> {
     let mut out = BTreeMap::new();
@@ -274,7 +275,10 @@ pub fn lock_sources(
     }
     let repo = repository(spec, st)?;
     let keyring = crate::apt::read_keyring(spec, repo)?;
-    let fetch = crate::apt::fetcher()?;
+    let fetch = crate::apt::Keeping {
+        inner: crate::apt::fetcher()?,
+        cache,
+    };
     let now = std::time::SystemTime::now();
     let mut indexes: BTreeMap<String, debian::repository::SourcesIndex> = BTreeMap::new();
     for s in &spec.source {
@@ -428,6 +432,129 @@ pub struct BuiltSource {
     pub seconds: f64,
 }
 
+/// The source packages of the `Sources` index a lock entry names: from the
+/// cache when the lock's InRelease and index are there (checked against
+/// the keyring and each other), else from the mirror's current signed
+/// index.
+fn signed_sources(
+    spec: &Spec,
+    lock: &SourceLock,
+    mirrors: &MirrorConfig,
+    cache: &Cache,
+) -> Result<Vec<debian::sources::SourcePackage>> {
+    let st = spec
+        .statics
+        .as_ref()
+        .ok_or_else(|| bad_input(format!("{}: has no [static] table", spec.path.display())))?;
+    let repo = repository(spec, st)?;
+    let keyring = crate::apt::read_keyring(spec, repo)?;
+    if let Some(release) = crate::apt::kept_release(cache, &lock.release_sha256, &keyring)? {
+        let listed = release
+            .sha256(&lock.sources_path)
+            .is_some_and(|(h, _)| h.eq_ignore_ascii_case(&lock.sources_sha256));
+        if let Some(path) = listed
+            .then(|| cache.verified_blob(&lock.sources_sha256))
+            .transpose()?
+            .flatten()
+        {
+            let ext = lock.sources_path.rsplit_once('.').map_or("", |(_, e)| e);
+            let ext = if ["xz", "gz"].contains(&ext) { ext } else { "" };
+            let text = debian::repository::decompress(&std::fs::read(&path)?, ext)
+                .map_err(|e| verification(format!("{}: {e}", path.display())))?;
+            return debian::sources::parse_sources(&text)
+                .map_err(|e| verification(format!("{}: {e}", path.display())));
+        }
+    }
+    let base = mirrors.url_for(repo, &lock.suite)?;
+    let fetch = crate::apt::Keeping {
+        inner: crate::apt::fetcher()?,
+        cache,
+    };
+    let idx = debian::repository::load_sources_index(
+        &fetch,
+        &base,
+        &lock.suite,
+        &lock.component,
+        &keyring,
+        std::time::SystemTime::now(),
+    )
+    .map_err(|e| crate::apt::classify_repo_error(&repo.name, e))?;
+    Ok(idx.packages)
+}
+
+/// Checks every locked source package against the signed `Sources`
+/// index: the same folder and the same files, digests and sizes, so an
+/// edited lock cannot swap in another package's files. A lock that
+/// passed is remembered in the cache by its digest.
+fn check_locks(
+    spec: &Spec,
+    locks: &BTreeMap<String, SourceLock>,
+    mirrors: &MirrorConfig,
+    cache: &Cache,
+    log: &(dyn Fn(String) + Sync),
+) -> Result<()> {
+    let key = image_layout::Digest::of(&image_layout::canonical_json(
+        &serde_json::json!({"v": 1, "sources": locks}),
+    )?)
+    .hex()
+    .to_string();
+    let marker = cache.root().join("checked").join(format!("sources-{key}"));
+    if marker.is_file() {
+        return Ok(());
+    }
+    log(format!(
+        "check {} source packages against the signed Sources indexes",
+        locks.len()
+    ));
+    let lock_path = crate::lockfile::path_for(&spec.path);
+    let mut seen: BTreeMap<(String, String), Vec<debian::sources::SourcePackage>> = BTreeMap::new();
+    for (name, l) in locks {
+        let k = (l.release_sha256.clone(), l.sources_sha256.clone());
+        if !seen.contains_key(&k) {
+            let pkgs = signed_sources(spec, l, mirrors, cache)?;
+            seen.insert(k.clone(), pkgs);
+        }
+        let listed = seen[&k]
+            .iter()
+            .find(|p| p.name == l.package && p.version.to_string() == l.version);
+        let files = |p: &debian::sources::SourcePackage| {
+            let mut v: Vec<(String, String, u64)> = p
+                .files
+                .iter()
+                .map(|f| (f.name.clone(), f.sha256.to_ascii_lowercase(), f.size))
+                .collect();
+            v.sort();
+            v
+        };
+        let mut ours: Vec<(String, String, u64)> = l
+            .files
+            .iter()
+            .map(|f| (f.name.clone(), f.sha256.to_ascii_lowercase(), f.size))
+            .collect();
+        ours.sort();
+        let why = match listed {
+            None => format!("is not in the signed Sources index of {}", l.suite),
+            Some(p) if p.directory != l.directory || files(p) != ours => format!(
+                "does not match the signed Sources index of {} (folder or files differ)",
+                l.suite
+            ),
+            Some(_) => continue,
+        };
+        return Err(verification(format!(
+            "{}: lock entry for source {name:?} ({} {}) {why}; the lockfile was edited or is corrupt: run `netshoot-build lock`",
+            lock_path.display(),
+            l.package,
+            l.version
+        )));
+    }
+    let mark = || -> std::io::Result<()> {
+        std::fs::create_dir_all(marker.parent().unwrap_or(cache.root()))?;
+        std::fs::write(&marker, b"")
+    };
+    let _ = mark();
+    Ok(())
+}
+
 /// Builds (or finds in the cache) every `[[source]]` entry for `platform`,
 /// dependencies first.
 #[allow(clippy::too_many_arguments)]
@@ -446,6 +573,7 @@ pub fn build_all(
         .as_ref()
         .ok_or_else(|| bad_input(format!("{}: has no [static] table", spec.path.display())))?;
     let repo = repository(spec, st)?;
+    check_locks(spec, locks, mirrors, cache, log)?;
     let target = zig_target(platform)?;
     let zig = Zig::find()?;
     let mut keys: BTreeMap<String, (String, PathBuf)> = BTreeMap::new();

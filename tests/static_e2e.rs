@@ -397,6 +397,35 @@ fn tampered_or_missing_source_files() {
         );
         assert!(!out.exists(), "a layout was written despite {name}");
     }
+    // An edited lock: a file's pin swapped for another file of the pool
+    // (which the mirror serves, with that very digest).
+    let lock_path = spec.with_extension("lock");
+    let original = std::fs::read(&lock_path).unwrap();
+    let mut lock: serde_json::Value = serde_json::from_slice(&original).unwrap();
+    let other = std::fs::read(f.pool_file("nshello_1.0-1.debian.tar.xz")).unwrap();
+    for entry in lock["sources"].as_object_mut().unwrap().values_mut() {
+        for file in entry["files"].as_array_mut().unwrap() {
+            if file["name"].as_str().unwrap().ends_with(".orig.tar.gz") {
+                file["sha256"] = sha256_hex(&other).into();
+                file["size"] = other.len().into();
+            }
+        }
+    }
+    let _edited = Swap::write(&lock_path, &serde_json::to_vec_pretty(&lock).unwrap());
+    let r = run(&mut build(
+        &spec,
+        &out,
+        &f.t.path().join("cache-edited"),
+        &["--locked"],
+    ));
+    let err = String::from_utf8_lossy(&r.stderr);
+    assert_eq!(r.status.code(), Some(3), "{err}");
+    assert!(
+        err.contains("lock entry for source") && err.contains("signed Sources index"),
+        "{err}"
+    );
+    assert!(!out.exists());
+    drop(_edited);
     // A mirror without the .dsc: the signed index's record stands in.
     let _gone = Swap::remove(&f.pool_file("nshello_1.0-1.dsc"));
     let r = run(&mut build(

@@ -491,7 +491,6 @@ fn check_locks(
     locks: &BTreeMap<String, SourceLock>,
     mirrors: &MirrorConfig,
     cache: &Cache,
-    log: &(dyn Fn(String) + Sync),
 ) -> Result<()> {
     let key = image_layout::Digest::of(&image_layout::canonical_json(
         &serde_json::json!({"v": 1, "sources": locks}),
@@ -502,10 +501,6 @@ fn check_locks(
     if marker.is_file() {
         return Ok(());
     }
-    log(format!(
-        "check {} source packages against the signed Sources indexes",
-        locks.len()
-    ));
     let lock_path = crate::lockfile::path_for(&spec.path);
     let mut seen: BTreeMap<(String, String), Vec<debian::sources::SourcePackage>> = BTreeMap::new();
     for (name, l) in locks {
@@ -573,7 +568,7 @@ pub fn build_all(
         .as_ref()
         .ok_or_else(|| bad_input(format!("{}: has no [static] table", spec.path.display())))?;
     let repo = repository(spec, st)?;
-    check_locks(spec, locks, mirrors, cache, log)?;
+    check_locks(spec, locks, mirrors, cache)?;
     let target = zig_target(platform)?;
     let zig = Zig::find()?;
     let mut keys: BTreeMap<String, (String, PathBuf)> = BTreeMap::new();

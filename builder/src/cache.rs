@@ -272,7 +272,10 @@ impl Cache {
         };
         let areas = [
             "blobs/sha256",
+            "payloads/payload-v1",
             "payloads/payload-v2",
+            "stamps",
+            "checked",
             "layers",
             "layers/blobs",
             "crates",

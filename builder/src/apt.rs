@@ -120,8 +120,12 @@ pub fn debian_arch(p: &Platform) -> Result<&'static str> {
     })
 }
 
+/// The mirror client, with the command's time-outs and retry lines
+/// (see [`crate::net`]).
 pub(crate) fn fetcher() -> Result<HttpFetch> {
-    HttpFetch::new(Duration::from_secs(120)).map_err(|e| network(e.to_string()))
+    HttpFetch::with_policy(crate::net::policy())
+        .map(|f| f.on_retry(crate::net::note_retry))
+        .map_err(|e| network(e.to_string()))
 }
 
 pub(crate) fn read_keyring(spec: &Spec, repo: &AptRepository) -> Result<Vec<u8>> {
@@ -336,6 +340,9 @@ pub fn fetch_payloads_with(
     log: &(dyn Fn(String) + Sync),
     bar: &crate::progress::Task,
 ) -> Result<Vec<(LockedPackage, Payload)>> {
+    // Whatever asks for payloads (the image, the static toolbox's CA
+    // bundle) gets only packages the signed indexes vouch for.
+    check_lock(spec, apt, mirrors, lock, cache)?;
     let jobs = 4usize;
     let items: Vec<&LockedPackage> = lock.packages.iter().collect();
     let results: Vec<Result<Payload>> = std::thread::scope(|s| {
@@ -770,7 +777,6 @@ pub fn check_lock(
     mirrors: &MirrorConfig,
     lock: &AptLock,
     cache: &Cache,
-    log: &(dyn Fn(String) + Sync),
 ) -> Result<()> {
     let mut keyrings = Vec::new();
     for r in &apt.repository {
@@ -789,11 +795,6 @@ pub fn check_lock(
     if marker.is_file() {
         return Ok(());
     }
-    log(format!(
-        "check {} packages of {} against the signed indexes",
-        lock.packages.len(),
-        lock.arch
-    ));
     let mut listed: HashMap<
         (String, String),
         HashMap<(String, String, String), debian::packages::Package>,

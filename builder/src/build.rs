@@ -311,7 +311,6 @@ pub fn build(opts: &BuildOptions) -> Result<BuildResult> {
                     crate::lockfile::path_for(&spec.path).display()
                 ))
             })?;
-            crate::apt::check_lock(&spec, apt, &opts.mirrors, pl, &cache, &progress)?;
             let bar = prog.bar(pl.packages.len() as u64, "packages");
             bar.set_message(p.to_string());
             let got = crate::apt::fetch_payloads_with(

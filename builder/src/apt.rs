@@ -103,25 +103,9 @@ impl MirrorConfig {
 
 /// The Debian architecture for an OCI platform.
 pub fn debian_arch(p: &Platform) -> Result<&'static str> {
-    Ok(match (p.architecture.as_str(), p.variant.as_deref()) {
-        ("amd64", _) => "amd64",
-        ("arm64", _) => "arm64",
-        ("arm", Some("v7")) | ("arm", None) => "armhf",
-        ("arm", Some("v6")) => "armel",
-        ("386", _) => "i386",
-        ("ppc64le", _) => "ppc64el",
-        ("s390x", _) => "s390x",
-        ("riscv64", _) => "riscv64",
-        _ => {
-            return Err(bad_input(format!(
-                "platform {p} has no Debian architecture"
-            )))
-        }
-    })
+    Ok(crate::target::Target::of(p)?.debian_arch)
 }
 
-/// The mirror client, with the command's time-outs and retry lines
-/// (see [`crate::net`]).
 pub(crate) fn fetcher() -> Result<HttpFetch> {
     HttpFetch::with_policy(crate::net::policy())
         .map(|f| f.on_retry(crate::net::note_retry))

@@ -286,7 +286,15 @@ pub fn musl_triple(platform: &Platform) -> Option<&'static str> {
 }
 
 fn target_info(platform: &Platform) -> Result<TargetInfo> {
-    let t = |triple, cc: &'static str, ar, cross, package| TargetInfo {
+    let triple = crate::target::Target::of(platform)
+        .map_err(|_| {
+            bad_input(format!(
+                "platform {platform}: no Rust musl target is known for it; \
+                 skip it for this crate with skip_platforms"
+            ))
+        })?
+        .rust_triple;
+    let t = |cc: &'static str, ar, cross, package| TargetInfo {
         triple,
         cc,
         ar,
@@ -302,18 +310,11 @@ fn target_info(platform: &Platform) -> Result<TargetInfo> {
     // targets use Debian's glibc cross compilers for both (fine for the
     // freestanding C of ring and aws-lc). `CC_<triple>` and
     // `CARGO_TARGET_<TRIPLE>_LINKER` in the environment override the choice.
-    Ok(match platform.to_string().as_str() {
-        "linux/amd64" => t(
-            "x86_64-unknown-linux-musl",
-            "musl-gcc",
-            "ar",
-            false,
-            "musl-tools",
-        ),
+    Ok(match crate::target::Target::of(platform)?.platform {
+        "linux/amd64" => t("musl-gcc", "ar", false, "musl-tools"),
         "linux/arm64" => TargetInfo {
             linker: "aarch64-linux-gnu-gcc",
             ..t(
-                "aarch64-unknown-linux-musl",
                 "aarch64-linux-musl-gcc",
                 "aarch64-linux-gnu-ar",
                 true,
@@ -321,42 +322,36 @@ fn target_info(platform: &Platform) -> Result<TargetInfo> {
             )
         },
         "linux/arm/v7" => t(
-            "armv7-unknown-linux-musleabihf",
             "arm-linux-gnueabihf-gcc",
             "arm-linux-gnueabihf-ar",
             true,
             "gcc-arm-linux-gnueabihf",
         ),
         "linux/arm/v6" => t(
-            "arm-unknown-linux-musleabihf",
             "arm-linux-gnueabihf-gcc",
             "arm-linux-gnueabihf-ar",
             true,
             "gcc-arm-linux-gnueabihf",
         ),
         "linux/386" => t(
-            "i686-unknown-linux-musl",
             "i686-linux-gnu-gcc",
             "i686-linux-gnu-ar",
             true,
             "gcc-i686-linux-gnu",
         ),
         "linux/riscv64" => t(
-            "riscv64gc-unknown-linux-musl",
             "riscv64-linux-gnu-gcc",
             "riscv64-linux-gnu-ar",
             true,
             "gcc-riscv64-linux-gnu",
         ),
         "linux/ppc64le" => t(
-            "powerpc64le-unknown-linux-musl",
             "powerpc64le-linux-gnu-gcc",
             "powerpc64le-linux-gnu-ar",
             true,
             "gcc-powerpc64le-linux-gnu",
         ),
         "linux/s390x" => t(
-            "s390x-unknown-linux-musl",
             "s390x-linux-gnu-gcc",
             "s390x-linux-gnu-ar",
             true,

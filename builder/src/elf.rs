@@ -21,25 +21,12 @@ struct Expected {
 }
 
 fn expected(platform: &Platform) -> Result<Expected> {
-    let e = |machine, class64, little_endian, label| Expected {
-        machine,
-        class64,
-        little_endian,
-        label,
-    };
-    Ok(match platform.to_string().as_str() {
-        "linux/amd64" => e(elf::EM_X86_64, true, true, "x86-64"),
-        "linux/arm64" => e(elf::EM_AARCH64, true, true, "AArch64"),
-        "linux/arm/v7" | "linux/arm/v6" => e(elf::EM_ARM, false, true, "32-bit ARM"),
-        "linux/riscv64" => e(elf::EM_RISCV, true, true, "64-bit RISC-V"),
-        "linux/ppc64le" => e(elf::EM_PPC64, true, true, "64-bit little-endian PowerPC"),
-        "linux/s390x" => e(elf::EM_S390, true, false, "64-bit s390x"),
-        "linux/386" => e(elf::EM_386, false, true, "i386"),
-        other => {
-            return Err(bad_input(format!(
-                "no ELF machine known for platform {other}"
-            )))
-        }
+    let t = crate::target::Target::of(platform)?.elf;
+    Ok(Expected {
+        machine: elf::Machine(t.machine),
+        class64: t.class64,
+        little_endian: t.little_endian,
+        label: t.label,
     })
 }
 

@@ -399,20 +399,7 @@ impl Zig {
 
 /// The zig (and autoconf) target for a platform, or an error naming it.
 pub fn zig_target(platform: &Platform) -> Result<&'static str> {
-    Ok(match platform.to_string().as_str() {
-        "linux/amd64" => "x86_64-linux-musl",
-        "linux/arm64" => "aarch64-linux-musl",
-        "linux/riscv64" => "riscv64-linux-musl",
-        "linux/arm/v7" => "arm-linux-musleabihf",
-        "linux/ppc64le" => "powerpc64le-linux-musl",
-        "linux/s390x" => "s390x-linux-musl",
-        "linux/386" => "x86-linux-musl",
-        other => {
-            return Err(bad_input(format!(
-                "the static toolbox has no musl target for platform {other}"
-            )))
-        }
-    })
+    Ok(crate::target::Target::of(platform)?.zig_triple)
 }
 
 /// What one entry built for one platform.

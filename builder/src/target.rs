@@ -148,9 +148,12 @@ mod tests {
         }
         let arm: Platform = "linux/arm".parse().unwrap();
         assert_eq!(Target::of(&arm).unwrap().debian_arch, "armhf");
-        let e = Target::of(&"linux/mips64le".parse().unwrap())
-            .unwrap_err()
-            .to_string();
+        let mips = Platform {
+            os: "linux".into(),
+            architecture: "mips64le".into(),
+            variant: None,
+        };
+        let e = Target::of(&mips).unwrap_err().to_string();
         assert!(e.contains("linux/mips64le"), "{e}");
     }
 }

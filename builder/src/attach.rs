@@ -3,12 +3,10 @@
 //! whose `subject` is that platform manifest (OCI 1.1 referrers), listed
 //! untagged in the layout's `index.json` so `push` carries them.
 
-use crate::crates::CrateLock;
 use crate::error::Result;
-use crate::sbom::{self, PackageKind, SbomInput, SbomPackage};
+use crate::sbom::{self, SbomInput, SbomPackage};
 use image_layout::layout::{BlobRef, MT_MANIFEST};
 use image_layout::{OciLayout, Tree};
-use std::collections::BTreeMap;
 
 /// SPDX 2.3 JSON.
 pub const MT_SPDX: &str = "application/spdx+json";
@@ -20,27 +18,9 @@ pub const MT_EMPTY: &str = "application/vnd.oci.empty.v1+json";
 /// so a rebuild can drop the referrers of images no tag holds any more.
 pub const SUBJECT_ANNOTATION: &str = "dev.netshoot-build.subject";
 
-/// A download of a `url` source as installed, for the SBOM.
-#[derive(Clone, Debug)]
-pub struct UrlInstalled {
-    /// The entry's name.
-    pub name: String,
-    /// Its version, when the spec gives one.
-    pub version: Option<String>,
-    /// Where it came from.
-    pub url: String,
-    /// sha256 of the download.
-    pub sha256: String,
-}
-
-/// The packages of one platform image: the dpkg database of `tree`, every
-/// compiled crate with its locked dependencies, and the url downloads.
-pub fn packages(
-    tree: &Tree,
-    crates: &[&CrateLock],
-    triple: Option<&str>,
-    urls: &[UrlInstalled],
-) -> Vec<SbomPackage> {
+/// The packages of one platform image: the dpkg database of `tree`, then
+/// what the sources add (`extra`: compiled crates, downloads), in order.
+pub fn packages(tree: &Tree, extra: Vec<SbomPackage>) -> Vec<SbomPackage> {
     let status = crate::rootfs::read_body(tree, "var/lib/dpkg/status")
         .map(|b| String::from_utf8_lossy(&b).to_string())
         .unwrap_or_default();
@@ -49,71 +29,7 @@ pub fn packages(
             .map(|b| String::from_utf8_lossy(&b).to_string())
     };
     let mut out = sbom::debs_from_dpkg_status(&status, &copyright);
-
-    // Crates: tools share dependencies; one package per name and version,
-    // with the union of their edges.
-    let mut cargo: BTreeMap<String, SbomPackage> = BTreeMap::new();
-    for c in crates {
-        let licenses: BTreeMap<(&str, &str), &str> = c
-            .packages
-            .iter()
-            .filter_map(|p| {
-                p.license
-                    .as_deref()
-                    .map(|l| ((p.name.as_str(), p.version.as_str()), l))
-            })
-            .collect();
-        let license_of = |n: &str, v: &str| -> Option<String> {
-            licenses.get(&(n, v)).and_then(|l| sbom::cargo_license(l))
-        };
-        let root_license = licenses
-            .get(&(c.name.as_str(), c.version.as_str()))
-            .and_then(|l| sbom::cargo_license(l));
-        // Packages the target's build does not use (other operating
-        // systems' dependencies) are left out; edges to them drop with them.
-        let unused: std::collections::BTreeSet<(&str, &str)> = match triple {
-            Some(t) if c.packages.iter().any(|p| !p.targets.is_empty()) => c
-                .packages
-                .iter()
-                .filter(|p| !p.targets.iter().any(|x| x == t))
-                .map(|p| (p.name.as_str(), p.version.as_str()))
-                .collect(),
-            _ => Default::default(),
-        };
-        for p in sbom::cargo_packages(&c.lockfile, &c.name, root_license.as_deref(), &license_of) {
-            if unused.contains(&(p.name.as_str(), p.version.as_str())) {
-                continue;
-            }
-            let key = sbom::pkg_ref(&p.kind, &p.name, &p.version, p.arch.as_deref());
-            match cargo.get_mut(&key) {
-                Some(existing) => {
-                    for d in p.depends_on {
-                        if !existing.depends_on.contains(&d) {
-                            existing.depends_on.push(d);
-                        }
-                    }
-                    existing.depends_on.sort();
-                }
-                None => {
-                    cargo.insert(key, p);
-                }
-            }
-        }
-    }
-    out.extend(cargo.into_values());
-    for u in urls {
-        out.push(SbomPackage {
-            kind: PackageKind::Generic,
-            name: u.name.clone(),
-            version: u.version.clone().unwrap_or_else(|| "unversioned".into()),
-            arch: None,
-            source: None,
-            license: None,
-            sha256: Some(u.sha256.clone()),
-            download_url: Some(u.url.clone()),
-            depends_on: Vec::new(),
-        });
-    }
+    out.extend(extra);
     out
 }
 

@@ -14,7 +14,7 @@
 //! The bucket count is fixed by the layer budget, not by the package set,
 //! so the same budget always gives the same placement.
 
-use crate::rootfs::Assembled;
+use crate::source::Owners;
 use image_layout::{Node, Tree};
 use sha2::{Digest as _, Sha256};
 use std::collections::BTreeMap;
@@ -25,21 +25,23 @@ pub const DEFAULT_LAYERS: usize = 12;
 /// A package at least this large (unpacked) may get a layer of its own.
 pub const BIG_PACKAGE: u64 = 32 << 20;
 
-/// Splits an assembled root filesystem into at most `max_layers` layers,
-/// the last one being the top layer of unowned files into which `extra`
-/// trees (local and url sources) are merged, later ones winning.
+/// Splits a package manager's tree (`base`, whose paths `owners` maps to
+/// packages) into at most `max_layers` layers, the last one being the top
+/// layer of unowned files into which `extra` trees (the other sources')
+/// are merged, later ones winning.
 pub fn split(
-    asm: &Assembled,
-    sources: &BTreeMap<String, String>,
+    base: &Tree,
+    owners: &Owners,
     max_layers: usize,
     extra: &[&Tree],
 ) -> Vec<(String, Tree)> {
+    let sources = &owners.sources;
     let max_layers = max_layers.max(1);
     let pkg_budget = max_layers - 1;
     let mut by_pkg: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
     let mut top_paths: Vec<&str> = Vec::new();
-    for (path, _) in asm.tree.iter() {
-        match asm.origin.get(path) {
+    for (path, _) in base.iter() {
+        match owners.origin.get(path) {
             Some(pkg) if pkg_budget > 0 => by_pkg.entry(pkg.as_str()).or_default().push(path),
             _ => top_paths.push(path),
         }
@@ -47,7 +49,7 @@ pub fn split(
     let size_of = |paths: &[&str]| -> u64 {
         paths
             .iter()
-            .filter_map(|p| match asm.tree.get(p).map(|e| &e.node) {
+            .filter_map(|p| match base.get(p).map(|e| &e.node) {
                 Some(Node::File { size, .. }) => Some(*size),
                 _ => None,
             })
@@ -79,15 +81,15 @@ pub fn split(
         }
         for (i, paths) in bucket_paths.into_iter().enumerate() {
             if !paths.is_empty() {
-                layers.push((format!("packages-{i}"), asm.tree.subtree(paths)));
+                layers.push((format!("packages-{i}"), base.subtree(paths)));
             }
         }
         for name in big_names {
             let paths = by_pkg.get(name).cloned().unwrap_or_default();
-            layers.push((format!("package {name}"), asm.tree.subtree(paths)));
+            layers.push((format!("package {name}"), base.subtree(paths)));
         }
     }
-    let mut top = asm.tree.subtree(top_paths);
+    let mut top = base.subtree(top_paths);
     for t in extra {
         for (p, e) in t.iter() {
             // A later source replaces a file; a directory keeps the
@@ -97,7 +99,7 @@ pub fn split(
                 if top.get(p).is_some() {
                     continue;
                 }
-                if let Some(existing) = asm.tree.get(p) {
+                if let Some(existing) = base.get(p) {
                     if matches!(existing.node, Node::Dir) {
                         let _ = top.insert(p, existing.clone());
                         continue;

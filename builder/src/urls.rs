@@ -4,15 +4,14 @@
 //! build leaves out unless asked for (`--profile full`), for tools whose
 //! hosts a site cannot reach.
 
-use crate::build::extract_member;
 use crate::cache::Cache;
-use crate::error::{bad_input, Result};
+use crate::error::{bad_input, verification, Result};
 use crate::lockfile::{path_for, Lockfile, UrlPin};
 use crate::spec::{Spec, UrlArtifact, UrlFormat, UrlSource};
 use anyhow::Context;
 use image_layout::Platform;
 use std::collections::{BTreeMap, HashMap};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 /// Checks that every requested profile is used by the spec and returns,
 /// per profile left out, the names of its entries.
@@ -131,24 +130,25 @@ pub fn pin_all(
     Ok(out)
 }
 
-/// Fetches every active entry for `platforms`, verified against the
-/// spec's sha256 or the lock's pin. A missing pin is made by downloading
-/// (and written to the lockfile) unless `locked`. Returns the file to
-/// install and the download's sha256 per (entry index, platform).
-pub fn fetch_all(
-    spec: &Spec,
-    platforms: &[Platform],
-    profiles: &[String],
-    cache: &Cache,
-    mut lock: Option<&mut Lockfile>,
-    locked: bool,
-    progress: &(dyn Fn(String) + Sync),
-) -> Result<HashMap<(usize, Platform), Fetched>> {
-    let lock_path = path_for(&spec.path);
-    let mut changed = false;
-    let mut files = HashMap::new();
-    // Every digest is settled (and a missing pin reported) before the
-    // first download.
+/// The sha256 an active entry's download for `p` must have: the spec's,
+/// else the lock's pin for the same URL.
+fn pinned_sha(u: &UrlSource, a: &UrlArtifact, p: &Platform, lock: &Lockfile) -> Option<String> {
+    a.sha256.clone().or_else(|| {
+        lock.url
+            .get(&u.name)
+            .and_then(|m| m.get(&p.to_string()))
+            .filter(|pin| pin.url == a.url)
+            .map(|pin| pin.sha256.clone())
+    })
+}
+
+/// The artifact of every active entry for each platform, or an error
+/// naming an entry that has none.
+fn planned<'a>(
+    spec: &'a Spec,
+    platforms: &'a [Platform],
+    profiles: &'a [String],
+) -> Result<Vec<(usize, &'a UrlSource, &'a Platform, &'a UrlArtifact)>> {
     let mut plan = Vec::new();
     for (i, u) in spec.url.iter().enumerate() {
         if !u.active(profiles) {
@@ -162,82 +162,136 @@ pub fn fetch_all(
                     u.name
                 ))
             })?;
-            let sha = match (&a.sha256, lock.as_deref_mut()) {
-                (Some(s), _) => s.clone(),
-                (None, Some(l)) => {
-                    let existing = l
-                        .url
-                        .get(&u.name)
-                        .and_then(|m| m.get(&p.to_string()))
-                        .filter(|pin| pin.url == a.url)
-                        .map(|pin| pin.sha256.clone());
-                    match existing {
-                        Some(s) => s,
-                        None if locked => {
-                            return Err(bad_input(format!(
-                                "url {:?} ({p}): {} pins no sha256 for {} and --locked was given: \
-                                 run `netshoot-build lock --spec {}{}`",
-                                u.name,
-                                lock_path.display(),
-                                a.url,
-                                spec.path.display(),
-                                u.profile
-                                    .as_ref()
-                                    .map(|p| format!(" --profile {p}"))
-                                    .unwrap_or_default()
-                            )))
-                        }
-                        None => {
-                            let pin = pin(cache, u, p, &a.url, progress)?;
-                            let s = pin.sha256.clone();
-                            l.url
-                                .entry(u.name.clone())
-                                .or_default()
-                                .insert(p.to_string(), pin);
-                            changed = true;
-                            s
-                        }
-                    }
-                }
-                (None, None) => {
-                    return Err(bad_input(format!(
-                        "url {:?} ({p}): no sha256 in the spec and no lockfile",
-                        u.name
-                    )))
-                }
-            };
-            plan.push((i, u, p, a, sha));
+            plan.push((i, u, p, a));
         }
     }
-    for (i, u, p, a, sha) in plan {
-        {
-            progress(format!("fetch {} ({p}) {}", u.name, a.url));
-            let file = cache
-                .fetch(&a.url, &sha)
-                .with_context(|| format!("url source {:?}", u.name))?;
-            let file = match a.format() {
-                UrlFormat::File => file,
-                UrlFormat::TarGz => {
-                    let member = a.path.as_deref().unwrap_or_default();
-                    extract_member(cache, &file, member)
-                        .with_context(|| format!("url source {:?} ({})", u.name, a.url))?
-                }
-            };
-            files.insert(
-                (i, p.clone()),
-                Fetched {
-                    file,
-                    url: a.url.clone(),
-                    sha256: sha,
-                },
-            );
+    Ok(plan)
+}
+
+/// Pins every active download the spec and `lock` leave unpinned, by
+/// downloading it (what go.sum does), unless `locked`, which fails
+/// instead. Returns whether `lock` changed (the caller writes it).
+pub fn pin_missing(
+    spec: &Spec,
+    platforms: &[Platform],
+    profiles: &[String],
+    cache: &Cache,
+    lock: &mut Lockfile,
+    locked: bool,
+    progress: &(dyn Fn(String) + Sync),
+) -> Result<bool> {
+    let lock_path = path_for(&spec.path);
+    let mut changed = false;
+    for (_, u, p, a) in planned(spec, platforms, profiles)? {
+        if pinned_sha(u, a, p, lock).is_some() {
+            continue;
         }
+        if locked {
+            return Err(bad_input(format!(
+                "url {:?} ({p}): {} pins no sha256 for {} and --locked was given: \
+                 run `netshoot-build lock --spec {}{}`",
+                u.name,
+                lock_path.display(),
+                a.url,
+                spec.path.display(),
+                u.profile
+                    .as_ref()
+                    .map(|p| format!(" --profile {p}"))
+                    .unwrap_or_default()
+            )));
+        }
+        let pin = pin(cache, u, p, &a.url, progress)?;
+        lock.url
+            .entry(u.name.clone())
+            .or_default()
+            .insert(p.to_string(), pin);
+        changed = true;
     }
-    if changed {
-        if let Some(l) = lock {
-            l.write(&lock_path)?;
-            progress(format!("recorded new pins in {}", lock_path.display()));
-        }
+    Ok(changed)
+}
+
+/// Fetches every active entry for `platforms`, verified against the
+/// spec's sha256 or the lock's pin. Returns the file to install and the
+/// download's sha256 per (entry index, platform).
+pub fn fetch_pinned(
+    spec: &Spec,
+    platforms: &[Platform],
+    profiles: &[String],
+    cache: &Cache,
+    lock: &Lockfile,
+    progress: &(dyn Fn(String) + Sync),
+) -> Result<HashMap<(usize, Platform), Fetched>> {
+    let mut files = HashMap::new();
+    for (i, u, p, a) in planned(spec, platforms, profiles)? {
+        let sha = pinned_sha(u, a, p, lock).ok_or_else(|| {
+            bad_input(format!(
+                "url {:?} ({p}): no sha256 in the spec and none in {}",
+                u.name,
+                path_for(&spec.path).display()
+            ))
+        })?;
+        progress(format!("fetch {} ({p}) {}", u.name, a.url));
+        let file = cache
+            .fetch(&a.url, &sha)
+            .with_context(|| format!("url source {:?}", u.name))?;
+        let file = match a.format() {
+            UrlFormat::File => file,
+            UrlFormat::TarGz => {
+                let member = a.path.as_deref().unwrap_or_default();
+                extract_member(cache, &file, member)
+                    .with_context(|| format!("url source {:?} ({})", u.name, a.url))?
+            }
+        };
+        files.insert(
+            (i, p.clone()),
+            Fetched {
+                file,
+                url: a.url.clone(),
+                sha256: sha,
+            },
+        );
     }
     Ok(files)
+}
+
+/// Extracts `member` from a cached `.tar.gz` into the cache (named by its
+/// own digest) and returns its path.
+fn extract_member(cache: &Cache, archive: &Path, member: &str) -> Result<PathBuf> {
+    let want = image_layout::tree::normalize_path(member)
+        .map_err(|e| bad_input(format!("path {member:?}: {e}")))?;
+    let f = std::fs::File::open(archive)?;
+    let mut ar = tar::Archive::new(flate2::read::GzDecoder::new(std::io::BufReader::new(f)));
+    let entries = ar
+        .entries()
+        .map_err(|e| verification(format!("not a .tar.gz: {e}")))?;
+    for e in entries {
+        let mut e = e.map_err(|e| verification(format!("corrupt .tar.gz: {e}")))?;
+        let p = e
+            .path()
+            .map_err(|e| verification(format!("corrupt .tar.gz: {e}")))?
+            .to_string_lossy()
+            .to_string();
+        if image_layout::tree::normalize_path(&p).ok().as_deref() == Some(want.as_str()) {
+            if !e.header().entry_type().is_file() {
+                return Err(bad_input(format!(
+                    "{member:?} in the archive is not a regular file"
+                )));
+            }
+            let tmp = tempfile::Builder::new()
+                .prefix(".tmp-")
+                .tempfile_in(cache.root().join("blobs/sha256"))?;
+            let mut w = image_layout::HashingWriter::new(std::io::BufWriter::new(tmp));
+            std::io::copy(&mut e, &mut w)
+                .map_err(|e| verification(format!("corrupt .tar.gz: {e}")))?;
+            let (buf, digest, _) = w.finish();
+            let tmp = buf
+                .into_inner()
+                .map_err(|e| anyhow::anyhow!("{}", e.error()))?;
+            let dest = cache.blob_path(digest.hex());
+            tmp.persist(&dest)
+                .map_err(|e| anyhow::anyhow!("{}", e.error))?;
+            return Ok(dest);
+        }
+    }
+    Err(bad_input(format!("the archive has no member {member:?}")))
 }

@@ -122,7 +122,7 @@ pub fn apply_dirs(tree: &mut Tree, dirs: &[DirSpec], epoch: u64) -> Result<()> {
         match tree.get_mut(&path) {
             Some(e) if matches!(e.node, Node::Dir) => {
                 // The folder keeps its mtime and xattrs.
-                let m = crate::build::meta(mode, uid, gid, e.meta.mtime);
+                let m = crate::image::write::meta(mode, uid, gid, e.meta.mtime);
                 e.meta = Meta {
                     xattrs: std::mem::take(&mut e.meta.xattrs),
                     ..m
@@ -139,7 +139,7 @@ pub fn apply_dirs(tree: &mut Tree, dirs: &[DirSpec], epoch: u64) -> Result<()> {
                     &path,
                     Entry {
                         node: Node::Dir,
-                        meta: crate::build::meta(mode, uid, gid, epoch),
+                        meta: crate::image::write::meta(mode, uid, gid, epoch),
                     },
                 )
                 .map_err(|e| bad_input(format!("dir {:?}: {e}", d.path)))?;

@@ -315,18 +315,6 @@ fn pad<W: Write>(out: &mut W, n: u64) -> io::Result<()> {
     Ok(())
 }
 
-/// Writes a layer into a blob store writer and returns its descriptor facts.
-pub fn write_layer_blob(
-    tree: &Tree,
-    opts: &LayerOptions,
-    store: &crate::layout::OciLayout,
-) -> io::Result<(LayerInfo, crate::layout::BlobRef)> {
-    let w = store.blob_writer()?;
-    let (info, w) = write_layer(tree, opts, w)?;
-    let blob = w.commit()?;
-    Ok((info, blob))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -1,0 +1,7 @@
+//! Turning prepared sources into an OCI image: the recipes, the writing
+//! of layers, configs, manifests and the index, and the staging of the
+//! output.
+
+pub mod recipe;
+pub mod stage;
+pub mod write;

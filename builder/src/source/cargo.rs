@@ -1,0 +1,156 @@
+//! `[[cargo]]` sources: Rust crates compiled statically (musl) for every
+//! target, from the crate's own `Cargo.lock` (see `crates.rs` for how a
+//! crate is locked, built, checked and cached).
+
+use super::{Context, Contribution, Source};
+use crate::crates::CrateLock;
+use crate::error::{bad_input, Result};
+use crate::image::write::meta;
+use crate::lockfile::Lockfile;
+use crate::sbom::{self, SbomPackage};
+use crate::target::Target;
+use image_layout::{Body, Entry, Node};
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+/// The `[[cargo]]` entries.
+pub struct Cargo;
+
+impl Source for Cargo {
+    fn kind(&self) -> &'static str {
+        "cargo"
+    }
+
+    fn lock(&self, cx: &Context, _: Option<&Lockfile>, lock: &mut Lockfile) -> Result<()> {
+        if cx.spec.cargo.is_empty() {
+            return Ok(());
+        }
+        let work = tempfile::tempdir()?;
+        for c in &cx.spec.cargo {
+            (cx.log)(format!("lock crate {}", c.name));
+            let l = crate::crates::lock_crate(c, &cx.spec.base_dir(), work.path())?;
+            lock.crates
+                .insert(c.name.clone(), serde_json::to_value(&l)?);
+        }
+        Ok(())
+    }
+
+    fn prepare(
+        &self,
+        cx: &Context,
+        lock: &Lockfile,
+        targets: &[Target],
+    ) -> Result<Vec<Contribution>> {
+        let mut out: Vec<Contribution> = targets.iter().map(|_| Contribution::default()).collect();
+        let mut locks: Vec<(&crate::crates::CrateSpec, CrateLock)> = Vec::new();
+        for c in cx.spec.cargo.iter().filter(|c| c.active(cx.profiles)) {
+            let cl = lock.crates.get(&c.name).ok_or_else(|| {
+                bad_input(format!(
+                    "{}: has no entry for crate {:?}; run `netshoot-build lock`",
+                    crate::lockfile::path_for(&cx.spec.path).display(),
+                    c.name
+                ))
+            })?;
+            let cl: CrateLock = serde_json::from_value(cl.clone()).map_err(|e| {
+                bad_input(format!(
+                    "lock entry for crate {:?}: {e}; run `netshoot-build lock`",
+                    c.name
+                ))
+            })?;
+            for (t, contribution) in targets.iter().zip(out.iter_mut()) {
+                let built = crate::crates::build_crate_with(
+                    c,
+                    &cl,
+                    &cx.spec.base_dir(),
+                    &t.oci(),
+                    cx.cache.root(),
+                    cx.epoch,
+                    cx.log,
+                    cx.progress,
+                )?;
+                for b in built {
+                    let size = std::fs::metadata(&b.path)?.len();
+                    contribution
+                        .tree
+                        .insert(
+                            &b.dest,
+                            Entry {
+                                node: Node::File {
+                                    body: Body::File(Arc::new(b.path.clone())),
+                                    size,
+                                },
+                                meta: meta(0o755, 0, 0, cx.epoch),
+                            },
+                        )
+                        .map_err(|e| bad_input(format!("cargo binary {}: {e}", b.name)))?;
+                }
+            }
+            locks.push((c, cl));
+        }
+        for (t, contribution) in targets.iter().zip(out.iter_mut()) {
+            let here: Vec<&CrateLock> = locks
+                .iter()
+                .filter(|(c, _)| !c.skips(&t.oci()))
+                .map(|(_, l)| l)
+                .collect();
+            contribution.sbom = sbom_packages(&here, Some(t.rust_triple));
+        }
+        Ok(out)
+    }
+}
+
+/// The SBOM packages of the crates built for one target: every crate with
+/// the packages of its `Cargo.lock` that the target's build uses. Tools
+/// share dependencies: one package per name and version, with the union
+/// of their edges.
+pub fn sbom_packages(crates: &[&CrateLock], triple: Option<&str>) -> Vec<SbomPackage> {
+    let mut cargo: BTreeMap<String, SbomPackage> = BTreeMap::new();
+    for c in crates {
+        let licenses: BTreeMap<(&str, &str), &str> = c
+            .packages
+            .iter()
+            .filter_map(|p| {
+                p.license
+                    .as_deref()
+                    .map(|l| ((p.name.as_str(), p.version.as_str()), l))
+            })
+            .collect();
+        let license_of = |n: &str, v: &str| -> Option<String> {
+            licenses.get(&(n, v)).and_then(|l| sbom::cargo_license(l))
+        };
+        let root_license = licenses
+            .get(&(c.name.as_str(), c.version.as_str()))
+            .and_then(|l| sbom::cargo_license(l));
+        // Packages the target's build does not use (other operating
+        // systems' dependencies) are left out; edges to them drop with them.
+        let unused: std::collections::BTreeSet<(&str, &str)> = match triple {
+            Some(t) if c.packages.iter().any(|p| !p.targets.is_empty()) => c
+                .packages
+                .iter()
+                .filter(|p| !p.targets.iter().any(|x| x == t))
+                .map(|p| (p.name.as_str(), p.version.as_str()))
+                .collect(),
+            _ => Default::default(),
+        };
+        for p in sbom::cargo_packages(&c.lockfile, &c.name, root_license.as_deref(), &license_of) {
+            if unused.contains(&(p.name.as_str(), p.version.as_str())) {
+                continue;
+            }
+            let key = sbom::pkg_ref(&p.kind, &p.name, &p.version, p.arch.as_deref());
+            match cargo.get_mut(&key) {
+                Some(existing) => {
+                    for d in p.depends_on {
+                        if !existing.depends_on.contains(&d) {
+                            existing.depends_on.push(d);
+                        }
+                    }
+                    existing.depends_on.sort();
+                }
+                None => {
+                    cargo.insert(key, p);
+                }
+            }
+        }
+    }
+    cargo.into_values().collect()
+}

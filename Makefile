@@ -8,7 +8,7 @@ BIN := target/release/netshoot-build
 # The image's version: the spec's [image] tag.
 TAG := $(shell sed -n 's/^tag = "\([^"]*\)".*/\1/p' $(SPEC) | head -1)
 
-.PHONY: deps image image-static bundle test bench bench-crates bench-static export push clean
+.PHONY: deps image image-static bundle test fuzz bench bench-crates bench-static export push clean
 
 deps:
 	bash scripts/install-deps.sh
@@ -41,6 +41,14 @@ bundle: $(BIN)
 
 test: deps
 	$(CARGO) test --workspace --no-fail-fast
+
+# Coverage-guided fuzzing of every parser of outside input, libFuzzer on
+# the stable toolchain (fuzz/README.md): FUZZ_SECONDS per target (default
+# 30, one target at a time), FUZZ_TARGETS="deb spec" for some of them.
+# Builds into target/fuzz; exits non-zero when a target finds a crash.
+FUZZ_SECONDS ?= 30
+fuzz:
+	FUZZ_SECONDS=$(FUZZ_SECONDS) FUZZ_TARGETS="$(FUZZ_TARGETS)" bash fuzz/run.sh
 
 export: $(BIN)
 	$(BIN) export --layout $(OUT) --format oci -o netshoot-oci.tar

@@ -147,8 +147,10 @@ impl Error {
     }
 }
 
-/// Extracts the first `{code, message}` of a distribution error body.
-pub(crate) fn parse_error_body(body: &[u8]) -> (Option<String>, Option<String>) {
+/// Extracts the first `{code, message}` of a distribution error body
+/// (or the first line of a short plain-text one, as a message). Public so
+/// the fuzz targets can reach it; the client is its only other caller.
+pub fn parse_error_body(body: &[u8]) -> (Option<String>, Option<String>) {
     let v: serde_json::Value = match serde_json::from_slice(body) {
         Ok(v) => v,
         Err(_) => {

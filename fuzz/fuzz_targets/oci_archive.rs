@@ -1,0 +1,4 @@
+#![no_main]
+libfuzzer_sys::fuzz_target!(init: netshoot_fuzz::init("oci_archive"), |data: &[u8]| {
+    (netshoot_fuzz::target("oci_archive").run)(data)
+});

@@ -90,7 +90,11 @@ pub fn parse_paragraphs(text: &str) -> Result<Vec<Paragraph>, ParseError> {
     let mut out = Vec::new();
     let mut cur = Paragraph::default();
     for (i, raw) in text.lines().enumerate() {
-        let line = raw.strip_suffix('\r').unwrap_or(raw);
+        // `lines()` has taken the `\r` of a CRLF end already; any further
+        // `\r` at the end is line-end junk too. Stripping only one more
+        // left the others in a continuation value, which `Display` wrote
+        // back and the next read shortened again.
+        let line = raw.trim_end_matches('\r');
         if line.trim().is_empty() {
             if !cur.is_empty() {
                 out.push(std::mem::take(&mut cur));
@@ -148,6 +152,18 @@ mod tests {
         assert_eq!(ps[1].get("Version"), Some("1"));
         let again = parse_paragraphs(&ps[0].to_string()).unwrap();
         assert_eq!(again[0], ps[0]);
+    }
+
+    #[test]
+    fn every_trailing_cr_is_a_line_end() {
+        // Found by the deb822 fuzz target: a continuation line ending in
+        // `\r\r\r\n` kept `\r` in its value, and the written paragraph
+        // read back with fewer.
+        let ps = parse_paragraphs("Package: a\r\r\nDescription: x\r\r\r\n y\r\r\r\n").unwrap();
+        assert_eq!(ps[0].get("Package"), Some("a"));
+        assert_eq!(ps[0].get("Description"), Some("x\ny"));
+        let again = parse_paragraphs(&ps[0].to_string()).unwrap();
+        assert_eq!(again, ps);
     }
 
     #[test]

@@ -6,7 +6,6 @@ use crate::error::{bad_input, network, verification, Result};
 use image_layout::HashingWriter;
 use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
-use std::time::Duration;
 
 /// The cache folder.
 #[derive(Clone, Debug)]
@@ -159,12 +158,17 @@ fn default_dir() -> PathBuf {
 }
 
 /// A blocking HTTP client for downloads: HTTP/1.1, rustls with the system
-/// roots, bounded timeouts so nothing hangs.
+/// roots, and the connect and idle time-outs of [`crate::net::policy`]
+/// rather than a limit on the whole transfer, so that a big file on a slow
+/// link finishes while a stalled server fails the attempt.
 pub fn http_client() -> Result<reqwest::blocking::Client> {
-    reqwest::blocking::Client::builder()
+    client_for(&crate::net::policy())
+}
+
+fn client_for(policy: &debian::net::NetPolicy) -> Result<reqwest::blocking::Client> {
+    policy
+        .client_builder()
         .user_agent(concat!("netshoot-build/", env!("CARGO_PKG_VERSION")))
-        .connect_timeout(Duration::from_secs(20))
-        .timeout(Duration::from_secs(600))
         .http1_only()
         .build()
         .map_err(|e| network(format!("cannot start an HTTP client: {e}")))
@@ -176,59 +180,99 @@ pub fn get_into(url: &str, out: &mut impl Write) -> Result<u64> {
 }
 
 /// [`get_into`] with a bytes bar on `progress` while an HTTP body comes in.
+///
+/// A failed attempt (no connection, no data for the idle time-out, a 5xx)
+/// is retried as [`crate::net`] says, with a line on the command's
+/// progress. What was written stays written: a download that broke midway
+/// is resumed with a range request, and only if the server answers with
+/// the rest of the same file (`If-Range` with its `ETag` or
+/// `Last-Modified`); otherwise it fails. Callers check the sha256 of the
+/// whole anyway.
 pub fn get_into_with(
     url: &str,
     out: &mut impl Write,
     progress: &crate::progress::Progress,
 ) -> Result<u64> {
+    use reqwest::header::{CONTENT_RANGE, ETAG, IF_RANGE, LAST_MODIFIED, RANGE};
     if let Some(path) = url.strip_prefix("file://") {
         let mut f = std::fs::File::open(path).map_err(|e| bad_input(format!("{url}: {e}")))?;
         return io::copy(&mut f, out).map_err(|e| bad_input(format!("{url}: {e}")));
     }
-    let client = http_client()?;
-    let mut resp = client
-        .get(url)
-        .send()
-        .map_err(|e| network(format!("{url}: {}", error_chain(&e))))?;
-    if !resp.status().is_success() {
-        return Err(network(format!("{url}: HTTP {}", resp.status())));
-    }
-    let bar = progress.bytes(resp.content_length(), "download");
-    bar.set_message(
-        url.rsplit('/')
-            .find(|s| !s.is_empty())
-            .unwrap_or(url)
-            .to_string(),
-    );
-    let mut buf = vec![0u8; 256 * 1024];
+    let policy = crate::net::policy();
+    let client = client_for(&policy)?;
     let mut total = 0u64;
-    loop {
-        let n = resp
-            .read(&mut buf)
-            .map_err(|e| network(format!("{url}: download interrupted: {e}")))?;
-        if n == 0 {
-            break;
+    // What names this version of the file, from the first answer.
+    let mut validator: Option<String> = None;
+    let mut bar: Option<crate::progress::Task> = None;
+    let mut write_err = None;
+    // Why the body stopped coming, for when it cannot be resumed.
+    let mut broke: Option<String> = None;
+    let fetched = policy.retry("GET", url, &crate::net::note_retry, || {
+        let mut req = client.get(url);
+        if total > 0 {
+            req = req.header(RANGE, format!("bytes={total}-"));
+            if let Some(v) = &validator {
+                req = req.header(IF_RANGE, v.as_str());
+            }
         }
-        out.write_all(&buf[..n])
-            .map_err(|e| bad_input(format!("writing {url} to the cache: {e}")))?;
-        total += n as u64;
-        bar.inc(n as u64);
+        let mut resp = req.send().map_err(|e| policy.explain(&e))?;
+        let status = resp.status();
+        if total > 0 {
+            let from = resp
+                .headers()
+                .get(CONTENT_RANGE)
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.strip_prefix("bytes "))
+                .and_then(|v| v.split('-').next())
+                .and_then(|v| v.trim().parse::<u64>().ok());
+            if status != reqwest::StatusCode::PARTIAL_CONTENT || from != Some(total) {
+                return Err(debian::net::Problem::fatal(format!(
+                    "{} after {total} bytes, and the server does not send the rest (HTTP {status} to a range request)",
+                    broke.as_deref().unwrap_or("the download stopped")
+                )));
+            }
+        } else {
+            if !status.is_success() {
+                return Err(debian::net::Problem::status(status));
+            }
+            validator = [ETAG, LAST_MODIFIED]
+                .iter()
+                .find_map(|h| resp.headers().get(h)?.to_str().ok())
+                .map(str::to_string);
+        }
+        let bar = bar.get_or_insert_with(|| {
+            let b = progress.bytes(resp.content_length(), "download");
+            b.set_message(
+                url.rsplit('/')
+                    .find(|s| !s.is_empty())
+                    .unwrap_or(url)
+                    .to_string(),
+            );
+            b
+        });
+        let mut buf = vec![0u8; 256 * 1024];
+        loop {
+            let n = resp.read(&mut buf).map_err(|e| {
+                let p = policy.explain_read(&e);
+                broke = Some(p.reason.clone());
+                p
+            })?;
+            if n == 0 {
+                return Ok(());
+            }
+            if let Err(e) = out.write_all(&buf[..n]) {
+                write_err = Some(bad_input(format!("writing {url} to the cache: {e}")));
+                return Err(debian::net::Problem::fatal("writing to the cache failed"));
+            }
+            total += n as u64;
+            bar.inc(n as u64);
+        }
+    });
+    if let Some(e) = write_err {
+        return Err(e);
     }
+    fetched.map_err(|p| network(format!("{url}: {p}")))?;
     Ok(total)
-}
-
-fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut s = e.to_string();
-    let mut cur = e.source();
-    while let Some(c) = cur {
-        let t = c.to_string();
-        if !s.contains(&t) {
-            s.push_str(": ");
-            s.push_str(&t);
-        }
-        cur = c.source();
-    }
-    s
 }
 
 /// What `cache prune` removed.

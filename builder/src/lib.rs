@@ -13,6 +13,7 @@ pub mod inspect;
 pub mod layercache;
 pub mod layering;
 pub mod lockfile;
+pub mod net;
 pub mod progress;
 pub mod push;
 pub mod rootfs;

@@ -119,6 +119,10 @@ struct VerifyArgs {
     /// Mirror for a repository of the spec, NAME=URL.
     #[arg(long)]
     mirror: Vec<String>,
+    /// Seconds without data from a mirror or server before an attempt
+    /// fails (connecting: at most 10 s); 3 attempts. Default 20.
+    #[arg(long, env = netshoot_build::net::TIMEOUT_ENV, value_name = "SECONDS", value_parser = netshoot_build::net::parse_timeout)]
+    timeout: Option<std::time::Duration>,
     /// Download cache to reuse verified packages from.
     #[arg(long)]
     cache: Option<PathBuf>,
@@ -147,6 +151,10 @@ struct LockArgs {
     /// Mirror for a repository of the spec, NAME=URL (repeatable; NAME-security for its security suites).
     #[arg(long)]
     mirror: Vec<String>,
+    /// Seconds without data from a mirror or server before an attempt
+    /// fails (connecting: at most 10 s); 3 attempts. Default 20.
+    #[arg(long, env = netshoot_build::net::TIMEOUT_ENV, value_name = "SECONDS", value_parser = netshoot_build::net::parse_timeout)]
+    timeout: Option<std::time::Duration>,
     /// No progress output.
     #[arg(long, short)]
     quiet: bool,
@@ -193,6 +201,10 @@ struct BuildArgs {
     /// Mirror for a repository of the spec, NAME=URL (repeatable; NAME-security for its security suites).
     #[arg(long)]
     mirror: Vec<String>,
+    /// Seconds without data from a mirror or server before an attempt
+    /// fails (connecting: at most 10 s); 3 attempts. Default 20.
+    #[arg(long, env = netshoot_build::net::TIMEOUT_ENV, value_name = "SECONDS", value_parser = netshoot_build::net::parse_timeout)]
+    timeout: Option<std::time::Duration>,
     /// Fail if the lockfile is missing or out of date instead of relocking.
     #[arg(long)]
     locked: bool,
@@ -257,6 +269,11 @@ struct ExportArgs {
     /// Mirror for a repository of the spec, NAME=URL (with --static-bundle).
     #[arg(long)]
     mirror: Vec<String>,
+    /// Seconds without data from a mirror or server before an attempt
+    /// fails (connecting: at most 10 s); 3 attempts. Default 20 (with
+    /// --static-bundle).
+    #[arg(long, env = netshoot_build::net::TIMEOUT_ENV, value_name = "SECONDS", value_parser = netshoot_build::net::parse_timeout)]
+    timeout: Option<std::time::Duration>,
     /// Fail instead of relocking when the lock is missing or stale (with --static-bundle).
     #[arg(long)]
     locked: bool,
@@ -289,6 +306,8 @@ fn parse_platform(s: &str) -> Result<Platform> {
 fn run(cli: Cli) -> Result<()> {
     match cli.command {
         Command::Build(a) => {
+            let progress = Progress::detect(a.quiet);
+            netshoot_build::net::configure(a.timeout, progress.clone());
             let compression = match a.compression {
                 CompressionArg::Gzip => Compression::Gzip {
                     level: a.level.unwrap_or(6).clamp(0, 9) as u32,
@@ -315,7 +334,7 @@ fn run(cli: Cli) -> Result<()> {
                     .jobs
                     .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get())),
                 quiet: a.quiet,
-                progress: Progress::detect(a.quiet),
+                progress,
                 mirrors: netshoot_build::apt::MirrorConfig::from_flags(&a.mirror)?,
                 locked: a.locked,
                 max_layers: a.layers,
@@ -346,6 +365,8 @@ fn run(cli: Cli) -> Result<()> {
             Ok(())
         }
         Command::Export(a) if a.static_bundle => {
+            let progress = Progress::detect(a.quiet);
+            netshoot_build::net::configure(a.timeout, progress.clone());
             let platform = parse_platform(a.platform.as_deref().unwrap_or_default())?;
             netshoot_build::toolbox::export_bundle(&netshoot_build::toolbox::BundleOptions {
                 spec: a.spec,
@@ -355,7 +376,7 @@ fn run(cli: Cli) -> Result<()> {
                 mirrors: netshoot_build::apt::MirrorConfig::from_flags(&a.mirror)?,
                 locked: a.locked,
                 source_date_epoch: build::source_date_epoch_from_env()?,
-                progress: Progress::detect(a.quiet),
+                progress,
             })
         }
         Command::Export(a) => {
@@ -393,6 +414,7 @@ fn run(cli: Cli) -> Result<()> {
             Ok(())
         }
         Command::Verify(a) => {
+            netshoot_build::net::configure(a.timeout, Progress::detect(false));
             let spec = netshoot_build::spec::Spec::load(&a.spec)?;
             let compression = match a.compression {
                 CompressionArg::Gzip => Compression::Gzip { level: 6 },
@@ -486,6 +508,7 @@ fn run(cli: Cli) -> Result<()> {
             let spec = netshoot_build::spec::Spec::load(&a.spec)?;
             let mirrors = netshoot_build::apt::MirrorConfig::from_flags(&a.mirror)?;
             let progress = Progress::detect(a.quiet);
+            netshoot_build::net::configure(a.timeout, progress.clone());
             let log = |m: String| progress.step(m);
             let cache = netshoot_build::cache::Cache::open(a.cache.as_deref())?
                 .with_progress(progress.clone());

@@ -34,6 +34,10 @@ pub struct ConnectArgs {
     /// (tried for cross-repository mounts); may be repeated.
     #[arg(long = "mount-from", value_name = "REPO")]
     pub mount_from: Vec<String>,
+    /// Seconds without data from the registry before an attempt fails
+    /// (connecting: at most 10 s); 3 attempts. Default 20.
+    #[arg(long, env = crate::net::TIMEOUT_ENV, value_name = "SECONDS", value_parser = crate::net::parse_timeout)]
+    pub timeout: Option<std::time::Duration>,
     /// No progress on stderr.
     #[arg(long, short)]
     pub quiet: bool,
@@ -129,7 +133,7 @@ fn client(c: &ConnectArgs) -> anyhow::Result<Client> {
     } else {
         None
     };
-    Client::new(ClientOptions {
+    Client::new(crate::net::registry_options(ClientOptions {
         insecure: c.insecure,
         ca_certs: c.ca_cert.clone(),
         jobs: c.jobs.max(1),
@@ -137,7 +141,7 @@ fn client(c: &ConnectArgs) -> anyhow::Result<Client> {
         password,
         mount_from: c.mount_from.clone(),
         ..ClientOptions::default()
-    })
+    }))
     .map_err(classify)
 }
 
@@ -254,6 +258,7 @@ fn summary(r: &registry::PushReport) -> String {
 /// `--json` a JSON summary.
 pub fn run_push(args: PushArgs) -> anyhow::Result<()> {
     let progress = Progress::detect(args.connect.quiet);
+    crate::net::configure(args.connect.timeout, progress.clone());
     let target = reference(&args.reference)?;
     let platforms = parse_platforms(&args.platform)?;
     // An archive is unpacked into a temporary layout that lives until the
@@ -358,6 +363,7 @@ fn check_before_push(
 /// Runs `netshoot-build pull`: prints `REF@sha256:...` on stdout.
 pub fn run_pull(args: PullArgs) -> anyhow::Result<()> {
     let progress = Progress::detect(args.connect.quiet);
+    crate::net::configure(args.connect.timeout, progress.clone());
     let source = reference(&args.reference)?;
     let platforms = parse_platforms(&args.platform)?;
     let tag = args

@@ -6,6 +6,7 @@ pub mod caps;
 pub mod control;
 pub mod deb;
 pub mod maintscript;
+pub mod net;
 pub mod packages;
 pub mod relation;
 pub mod release;

@@ -3,10 +3,12 @@
 //! index's sha256 and size against the signed `Release`.
 
 use std::io::Read;
+use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use sha2::{Digest, Sha256};
 
+use crate::net::{NetPolicy, Problem, RetryNote};
 use crate::packages::{parse_packages, Package, PackagesError};
 use crate::release::{verify_detached, verify_inrelease, Release, ReleaseError};
 
@@ -40,62 +42,110 @@ pub trait Fetch {
 }
 
 /// [`Fetch`] over HTTP(S) with `reqwest`, plus `file://` URLs read from
-/// the local file system (a local mirror, or fixtures in tests).
-#[derive(Debug, Clone)]
+/// the local file system (a local mirror, or fixtures in tests). A stalled
+/// mirror fails an attempt after the idle time-out of its [`NetPolicy`],
+/// and failed attempts are retried (see [`crate::net`]).
+#[derive(Clone)]
 pub struct HttpFetch {
     client: reqwest::blocking::Client,
+    policy: NetPolicy,
+    on_retry: Option<RetryNote>,
+}
+
+impl std::fmt::Debug for HttpFetch {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("HttpFetch")
+            .field("policy", &self.policy)
+            .finish()
+    }
 }
 
 impl HttpFetch {
-    /// A client with a connect timeout and an overall per-request
-    /// `timeout` (a stalled mirror must not hang a build forever).
+    /// A client whose idle time-out (no byte for that long) is `timeout`,
+    /// with the connect time-out and retries of
+    /// [`NetPolicy::with_timeout`].
     pub fn new(timeout: Duration) -> Result<HttpFetch, FetchError> {
-        let client = reqwest::blocking::Client::builder()
-            .connect_timeout(Duration::from_secs(30).min(timeout))
-            .timeout(timeout)
+        HttpFetch::with_policy(NetPolicy::with_timeout(timeout))
+    }
+
+    /// A client with `policy`'s time-outs and retries.
+    pub fn with_policy(policy: NetPolicy) -> Result<HttpFetch, FetchError> {
+        let client = policy
+            .client_builder()
             .user_agent(concat!("netshoot-build/", env!("CARGO_PKG_VERSION")))
             .build()
             .map_err(|e| FetchError::Other {
                 url: String::new(),
                 reason: format!("cannot build HTTP client: {e}"),
             })?;
-        Ok(HttpFetch { client })
+        Ok(HttpFetch {
+            client,
+            policy,
+            on_retry: None,
+        })
+    }
+
+    /// The same client, giving `f` one line before each retry (by default
+    /// retries are silent).
+    pub fn on_retry(mut self, f: impl Fn(&str) + Send + Sync + 'static) -> HttpFetch {
+        self.on_retry = Some(Arc::new(f));
+        self
+    }
+
+    /// One attempt at `url`: `Ok(None)` for not found.
+    fn attempt(&self, url: &str) -> Result<Option<Vec<u8>>, Problem> {
+        let mut resp = self
+            .client
+            .get(url)
+            .send()
+            .map_err(|e| self.policy.explain(&e))?;
+        let status = resp.status();
+        // Some mirrors answer 403 or 410 for files they do not carry.
+        if status == reqwest::StatusCode::NOT_FOUND || status == reqwest::StatusCode::GONE {
+            return Ok(None);
+        }
+        if !status.is_success() {
+            return Err(Problem::status(status));
+        }
+        // Read by `Read`, whose every call waits at most the idle
+        // time-out, rather than `bytes()`, which limits the whole body.
+        let mut body =
+            Vec::with_capacity(resp.content_length().unwrap_or(0).min(64 << 20) as usize);
+        resp.read_to_end(&mut body)
+            .map_err(|e| self.policy.explain_read(&e))?;
+        Ok(Some(body))
     }
 }
 
 impl Fetch for HttpFetch {
     fn get(&self, url: &str) -> Result<Vec<u8>, FetchError> {
-        let other = |reason: String| FetchError::Other {
-            url: url.to_string(),
-            reason,
-        };
         if let Some(path) = url.strip_prefix("file://") {
             return match std::fs::read(path) {
                 Ok(b) => Ok(b),
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => Err(FetchError::NotFound {
                     url: url.to_string(),
                 }),
-                Err(e) => Err(other(e.to_string())),
+                Err(e) => Err(FetchError::Other {
+                    url: url.to_string(),
+                    reason: e.to_string(),
+                }),
             };
         }
-        let resp = self
-            .client
-            .get(url)
-            .send()
-            .map_err(|e| other(e.to_string()))?;
-        let status = resp.status();
-        // Some mirrors answer 403 or 410 for files they do not carry.
-        if status == reqwest::StatusCode::NOT_FOUND || status == reqwest::StatusCode::GONE {
-            return Err(FetchError::NotFound {
+        let note = |line: &str| {
+            if let Some(f) = &self.on_retry {
+                f(line)
+            }
+        };
+        match self.policy.retry("GET", url, &note, || self.attempt(url)) {
+            Ok(Some(body)) => Ok(body),
+            Ok(None) => Err(FetchError::NotFound {
                 url: url.to_string(),
-            });
+            }),
+            Err(p) => Err(FetchError::Other {
+                url: url.to_string(),
+                reason: p.to_string(),
+            }),
         }
-        if !status.is_success() {
-            return Err(other(format!("HTTP status {status}")));
-        }
-        resp.bytes()
-            .map(|b| b.to_vec())
-            .map_err(|e| other(format!("reading body: {e}")))
     }
 }
 

@@ -31,6 +31,12 @@ pub const MAX_BUFFERED_BODY: u64 = 64 << 20;
 pub struct RetryPolicy {
     /// Attempts per request or blob, the first included (at least 1).
     pub max_attempts: u32,
+    /// Of those, how many may end in a time-out (connect or idle; at
+    /// least 1). Each costs a whole time-out, so a stalled registry is
+    /// given up on after this many (default 3: about a minute with the
+    /// default time-outs), counting those a request inside a blob's
+    /// transfer already made.
+    pub max_timeouts: u32,
     /// Delay before the first retry; doubles each time.
     pub base_delay: Duration,
     /// Upper bound for one delay (also caps `Retry-After`).
@@ -41,6 +47,7 @@ impl Default for RetryPolicy {
     fn default() -> Self {
         RetryPolicy {
             max_attempts: 5,
+            max_timeouts: 3,
             base_delay: Duration::from_millis(500),
             max_delay: Duration::from_secs(30),
         }
@@ -77,6 +84,20 @@ fn jitter() -> f64 {
     (x >> 11) as f64 / (1u64 << 53) as f64
 }
 
+/// What [`ClientOptions::on_retry`] calls.
+pub type RetryHook = Arc<dyn Fn(&str) + Send + Sync>;
+
+/// The slowest upload a request with a body is given time for: 128 KiB/s
+/// (1 Mbit/s). The blocking HTTP stack has no idle timer for sending, so
+/// the answer to an upload is awaited for the idle time-out plus the
+/// body's size at this rate.
+pub const MIN_UPLOAD_RATE: u64 = 128 << 10;
+
+/// `reqwest`'s blocking client starts its clock before the connection is
+/// opened; this much more lets a connect time-out of the same length fire
+/// first, so that it is reported as what it is.
+const TIMEOUT_SLACK: Duration = Duration::from_millis(500);
+
 /// Settings of a [`Client`].
 #[derive(Clone)]
 pub struct ClientOptions {
@@ -100,10 +121,21 @@ pub struct ClientOptions {
     pub retry: RetryPolicy,
     /// `User-Agent` header.
     pub user_agent: String,
-    /// Time allowed for a request without a body to complete; requests
-    /// with a body get this plus one second per MiB on top (default 60 s).
-    /// A stalled connection fails after this and is retried.
+    /// The idle time-out: no byte from the registry for this long, while
+    /// waiting for its answer or reading one, fails the attempt, which is
+    /// retried (default 20 s). There is no limit on a whole download, so
+    /// big blobs on slow links finish. A request with a body is given
+    /// this plus the time to send it at [`MIN_UPLOAD_RATE`] for its
+    /// answer.
     pub timeout: Duration,
+    /// Time allowed to open a connection, TLS handshake included
+    /// (default 10 s).
+    pub connect_timeout: Duration,
+    /// Called with one line before each retry of a request, e.g.
+    /// `retrying GET https://registry.example.com/v2/ (attempt 2 of 3):
+    /// no data for 20 s`. Retries of whole blobs are reported as
+    /// [`ProgressEvent::Retrying`](crate::ProgressEvent::Retrying) instead.
+    pub on_retry: Option<RetryHook>,
     /// Other repositories of the target registry that may hold the blobs,
     /// tried for cross-repository mounts (as well as those this client
     /// has seen).
@@ -125,6 +157,8 @@ impl std::fmt::Debug for ClientOptions {
             .field("retry", &self.retry)
             .field("user_agent", &self.user_agent)
             .field("timeout", &self.timeout)
+            .field("connect_timeout", &self.connect_timeout)
+            .field("on_retry", &self.on_retry.as_ref().map(|_| "<hook>"))
             .field("mount_from", &self.mount_from)
             .field("credentials", &self.credentials)
             .finish()
@@ -143,7 +177,9 @@ impl Default for ClientOptions {
             chunk_size: 32 << 20,
             retry: RetryPolicy::default(),
             user_agent: concat!("netshoot-build/", env!("CARGO_PKG_VERSION")).to_string(),
-            timeout: Duration::from_secs(60),
+            timeout: Duration::from_secs(20),
+            connect_timeout: Duration::from_secs(10),
+            on_retry: None,
             mount_from: Vec::new(),
             credentials: CredentialSources::from_env(),
         }
@@ -293,8 +329,11 @@ impl Client {
             let mut b = reqwest::blocking::Client::builder()
                 .http1_only()
                 .user_agent(opts.user_agent.clone())
-                .connect_timeout(opts.timeout.min(Duration::from_secs(30)))
-                .timeout(opts.timeout)
+                .connect_timeout(opts.connect_timeout)
+                // The blocking client applies this to the wait for an
+                // answer's head and then to each read of its body: an idle
+                // timer, not a limit on a whole transfer.
+                .timeout(opts.timeout + TIMEOUT_SLACK)
                 .pool_max_idle_per_host(opts.jobs.max(1) * 2);
             for path in &opts.ca_certs {
                 let pem = std::fs::read(path).map_err(|e| Error::Io {
@@ -368,7 +407,10 @@ impl Client {
             })
         };
         let mut chosen = None;
-        let mut last_err = None;
+        let mut last_err: Option<Error> = None;
+        // One count for all schemes: a registry that stalls over HTTPS
+        // and then over HTTP is given up on after `max_timeouts` in all.
+        let mut tries = Tries::new(&self.opts.retry, 0);
         // HTTPS first everywhere; a loopback registry that speaks plain
         // HTTP answers the TLS hello with garbage, which is not a
         // certificate problem, so fall back to HTTP for it.
@@ -394,7 +436,13 @@ impl Client {
             } else {
                 self.opts.retry.max_attempts
             };
-            let resp = self.with_retries(&target, attempts, || http.get(base.clone()).send());
+            tries.allow(attempts);
+            if !self.may_try_next_scheme(&mut tries, last_err.as_ref(), &base) {
+                break;
+            }
+            let resp = self.with_retries(&target, &mut tries, &Method::GET, &base, || {
+                http.get(base.clone()).send()
+            });
             match resp {
                 Ok(r) => {
                     let challenge = r
@@ -437,20 +485,36 @@ impl Client {
         Ok(reg)
     }
 
+    /// Before probing the next scheme after `last_err`: after a time-out
+    /// it is one more attempt, said as such (false when the time-outs
+    /// are spent); after an answer that is not HTTPS, it is not.
+    fn may_try_next_scheme(&self, tries: &mut Tries, last_err: Option<&Error>, base: &Url) -> bool {
+        let Some(err @ Error::TimedOut { .. }) = last_err else {
+            return true;
+        };
+        let Some((next, of)) = tries.next(err, true) else {
+            return false;
+        };
+        self.note_retry(&Method::GET, base, next, of, err);
+        std::thread::sleep(self.opts.retry.delay(tries.made()));
+        true
+    }
+
     fn lock_registries(&self) -> std::sync::MutexGuard<'_, HashMap<String, Arc<Registry>>> {
         self.registries.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Runs `f` until it gives a non-transient answer, sleeping with
-    /// backoff in between.
+    /// Runs `f` (a `method` request to `url`) until it gives a
+    /// non-transient answer or `tries` are spent, sleeping with backoff
+    /// in between and saying so before each retry.
     fn with_retries(
         &self,
         target: &Target,
-        attempts: u32,
+        tries: &mut Tries,
+        method: &Method,
+        url: &Url,
         mut f: impl FnMut() -> std::result::Result<Response, reqwest::Error>,
     ) -> Result<Response> {
-        let max = attempts.max(1);
-        let mut attempt = 1;
         loop {
             let started = Instant::now();
             let r = f();
@@ -465,34 +529,99 @@ impl Client {
             });
             let outcome = match r {
                 Ok(r) => classify_status(r, target),
-                Err(e) => Err((self.transport_error(target, &e), None)),
+                Err(e) => Err((self.transport_error(target, &e, 0), None)),
             };
             match outcome {
                 Ok(r) => return Ok(r),
                 Err((err, retry_after)) => {
-                    if !err.is_transient() || attempt >= max {
-                        return Err(err);
-                    }
+                    let Some((next, of)) = tries.failed(&err, err.is_transient()) else {
+                        return Err(tries.give_up(err));
+                    };
+                    self.note_retry(method, url, next, of, &err);
                     let delay = retry_after
-                        .unwrap_or_else(|| self.opts.retry.delay(attempt))
+                        .unwrap_or_else(|| self.opts.retry.delay(tries.made()))
                         .min(self.opts.retry.max_delay);
                     std::thread::sleep(delay);
-                    attempt += 1;
                 }
             }
         }
     }
 
-    pub(crate) fn transport_error(&self, target: &Target, e: &reqwest::Error) -> Error {
+    /// [`Client::with_retries`] with a fresh count of attempts.
+    fn retried(
+        &self,
+        target: &Target,
+        method: &Method,
+        url: &Url,
+        f: impl FnMut() -> std::result::Result<Response, reqwest::Error>,
+    ) -> Result<Response> {
+        self.with_retries(target, &mut self.tries(), method, url, f)
+    }
+
+    /// A fresh count of attempts for one request.
+    pub(crate) fn tries(&self) -> Tries {
+        Tries::new(&self.opts.retry, self.opts.retry.max_attempts.max(1))
+    }
+
+    /// Says on [`ClientOptions::on_retry`] that attempt `next` of at most
+    /// `of` follows the failure `err`.
+    pub(crate) fn note_retry(&self, method: &Method, url: &Url, next: u32, of: u32, err: &Error) {
+        if let Some(hook) = &self.opts.on_retry {
+            hook(&format!(
+                "retrying {method} {url} (attempt {next} of {of}): {}",
+                err.reason()
+            ));
+        }
+    }
+
+    /// The error for a request (with a body of `body_len` bytes) that got
+    /// no answer; a time-out says which one and how long.
+    pub(crate) fn transport_error(
+        &self,
+        target: &Target,
+        e: &reqwest::Error,
+        body_len: u64,
+    ) -> Error {
         if let Some(detail) = is_tls_cert_error(e) {
             return Error::Tls {
                 registry: target.registry.clone(),
                 detail,
             };
         }
-        let what = if e.is_timeout() {
-            format!("timed out after {:?}", self.opts.timeout)
-        } else if e.is_connect() {
+        if e.is_timeout() {
+            let connect = e.is_connect();
+            let reason = if connect {
+                let host = e
+                    .url()
+                    .map(|u| {
+                        format!(
+                            "{}:{}",
+                            u.host_str().unwrap_or("?"),
+                            u.port_or_known_default().unwrap_or(0)
+                        )
+                    })
+                    .unwrap_or_else(|| target.registry.clone());
+                format!(
+                    "could not connect to {host} within {}",
+                    seconds(self.opts.connect_timeout)
+                )
+            } else if body_len > 0 {
+                format!(
+                    "no answer within {} of starting to send {body_len} bytes",
+                    seconds(self.upload_timeout(body_len))
+                )
+            } else {
+                format!("no data for {}", seconds(self.opts.timeout))
+            };
+            return Error::TimedOut {
+                target: target.clone(),
+                reason,
+                url: e.url().map(|u| u.to_string()).unwrap_or_default(),
+                connect,
+                attempts: 1,
+            };
+        }
+        let what = if e.is_connect() {
             format!("cannot connect: {}", chain(e))
         } else {
             chain(e)
@@ -503,15 +632,41 @@ impl Client {
         }
     }
 
-    fn timeout_for(&self, body_len: u64) -> Duration {
-        self.opts.timeout + Duration::from_secs(body_len >> 20)
+    /// The error for a body that stopped coming (or broke) while read.
+    pub(crate) fn read_error(&self, target: &Target, url: &Url, e: &std::io::Error) -> Error {
+        let timed_out = e.kind() == std::io::ErrorKind::TimedOut
+            || e.get_ref()
+                .and_then(|inner| inner.downcast_ref::<reqwest::Error>())
+                .is_some_and(|r| r.is_timeout());
+        if timed_out {
+            return Error::TimedOut {
+                target: target.clone(),
+                reason: format!("no data for {}", seconds(self.opts.timeout)),
+                url: url.to_string(),
+                connect: false,
+                attempts: 1,
+            };
+        }
+        Error::Transport {
+            target: target.clone(),
+            detail: format!("reading the body: {e}"),
+        }
+    }
+
+    /// How long the answer to a request with a body of `body_len` bytes
+    /// is awaited, from the start: the idle time-out plus the time to
+    /// send the body at [`MIN_UPLOAD_RATE`].
+    fn upload_timeout(&self, body_len: u64) -> Duration {
+        self.opts.timeout + TIMEOUT_SLACK + Duration::from_secs(body_len / MIN_UPLOAD_RATE)
     }
 
     fn build(&self, reg: &Registry, req: &Req, auth: Option<&str>) -> Result<RequestBuilder> {
-        let mut b = reg
-            .http
-            .request(req.method.clone(), req.url.clone())
-            .timeout(self.timeout_for(req.body.len()));
+        let mut b = reg.http.request(req.method.clone(), req.url.clone());
+        // Requests without a body keep the client's idle timer; a
+        // per-request time-out would also bound the whole answer.
+        if req.body.len() > 0 {
+            b = b.timeout(self.upload_timeout(req.body.len()));
+        }
         for (k, v) in &req.headers {
             b = b.header(*k, v);
         }
@@ -622,7 +777,7 @@ impl Client {
                 form.push(("scope", scope_str.clone()));
             }
             form.extend(grant);
-            let r = self.with_retries(&realm_target, self.opts.retry.max_attempts, || {
+            let r = self.retried(&realm_target, &Method::POST, &realm_url, || {
                 reg.http.post(realm_url.clone()).form(&form).send()
             });
             match r {
@@ -664,14 +819,13 @@ impl Client {
                     }
                 }
                 let basic = reg.creds.as_ref().and_then(|c| c.basic_header());
-                let resp =
-                    self.with_retries(&realm_target, self.opts.retry.max_attempts, || {
-                        let mut b = reg.http.get(u.clone());
-                        if let Some(h) = &basic {
-                            b = b.header(AUTHORIZATION, h);
-                        }
-                        b.send()
-                    })?;
+                let resp = self.retried(&realm_target, &Method::GET, &u, || {
+                    let mut b = reg.http.get(u.clone());
+                    if let Some(h) = &basic {
+                        b = b.header(AUTHORIZATION, h);
+                    }
+                    b.send()
+                })?;
                 if resp.status() == StatusCode::UNAUTHORIZED {
                     return Err(self.refused(&realm_target, reg, resp));
                 }
@@ -727,7 +881,7 @@ impl Client {
         } else {
             1
         };
-        let mut attempt = 1;
+        let mut tries = Tries::new(&self.opts.retry, max);
         let mut reauthed = false;
         loop {
             let auth = self.auth_header(reg, scopes, target)?;
@@ -747,12 +901,13 @@ impl Client {
             let resp = match sent {
                 Ok(r) => r,
                 Err(e) => {
-                    let err = self.transport_error(target, &e);
-                    if matches!(err, Error::Tls { .. }) || attempt >= max {
-                        return Err(err);
-                    }
-                    std::thread::sleep(self.opts.retry.delay(attempt));
-                    attempt += 1;
+                    let err = self.transport_error(target, &e, req.body.len());
+                    let retryable = !matches!(err, Error::Tls { .. });
+                    let Some((next, of)) = tries.failed(&err, retryable) else {
+                        return Err(tries.give_up(err));
+                    };
+                    self.note_retry(&req.method, &req.url, next, of, &err);
+                    std::thread::sleep(self.opts.retry.delay(tries.made()));
                     continue;
                 }
             };
@@ -800,17 +955,105 @@ impl Client {
             match classify_status(resp, target) {
                 Ok(r) => return Ok(r),
                 Err((err, retry_after)) => {
-                    if attempt >= max {
+                    let Some((next, of)) = tries.failed(&err, true) else {
                         return Err(err);
-                    }
+                    };
+                    self.note_retry(&req.method, &req.url, next, of, &err);
                     let delay = retry_after
-                        .unwrap_or_else(|| self.opts.retry.delay(attempt))
+                        .unwrap_or_else(|| self.opts.retry.delay(tries.made()))
                         .min(self.opts.retry.max_delay);
                     std::thread::sleep(delay);
-                    attempt += 1;
                 }
             }
         }
+    }
+}
+
+/// The attempts of one request (or one blob) so far, against the
+/// policy: at most `max` attempts, and at most `max_timeouts` time-outs,
+/// counting those a request inside it already retried (an inner loop's
+/// [`Error::TimedOut`] carries how many it had), so that nested retry
+/// loops do not multiply a stall.
+pub(crate) struct Tries {
+    max: u32,
+    max_timeouts: u32,
+    made: u32,
+    timeouts: u32,
+}
+
+impl Tries {
+    /// `max` attempts under `policy`.
+    pub fn new(policy: &RetryPolicy, max: u32) -> Tries {
+        Tries {
+            max,
+            max_timeouts: policy.max_timeouts.max(1),
+            made: 0,
+            timeouts: 0,
+        }
+    }
+
+    /// Allows `n` more attempts from now (the next scheme of a probe).
+    pub fn allow(&mut self, n: u32) {
+        self.max = self.made + n.max(1);
+    }
+
+    /// Attempts made so far.
+    pub fn made(&self) -> u32 {
+        self.made
+    }
+
+    /// Counts the failed attempt `err`; then as [`Tries::next`].
+    pub fn failed(&mut self, err: &Error, retryable: bool) -> Option<(u32, u32)> {
+        self.made += 1;
+        if let Error::TimedOut { attempts, .. } = err {
+            self.timeouts += (*attempts).max(1);
+        }
+        self.next(err, retryable)
+    }
+
+    /// After the failure `err`: the number of the next attempt and the
+    /// most there can be (for the retry line), or `None` when `err` is
+    /// final (see [`Tries::give_up`]).
+    pub fn next(&self, err: &Error, retryable: bool) -> Option<(u32, u32)> {
+        if !retryable || self.made >= self.max || self.timeouts >= self.max_timeouts {
+            return None;
+        }
+        let of = if matches!(err, Error::TimedOut { .. }) {
+            self.max
+                .min(self.made - self.timeouts.min(self.made) + self.max_timeouts)
+        } else {
+            self.max
+        };
+        Some((self.made + 1, of))
+    }
+
+    /// `err` as given up with: a time-out carries the count of time-outs.
+    pub fn give_up(&self, err: Error) -> Error {
+        match err {
+            Error::TimedOut {
+                target,
+                reason,
+                url,
+                connect,
+                ..
+            } => Error::TimedOut {
+                target,
+                reason,
+                url,
+                connect,
+                attempts: self.timeouts.max(1),
+            },
+            e => e,
+        }
+    }
+}
+
+/// `20 s`, `2.5 s`.
+pub(crate) fn seconds(d: Duration) -> String {
+    if d.subsec_millis() == 0 {
+        format!("{} s", d.as_secs())
+    } else {
+        format!("{:.1} s", d.as_secs_f64())
     }
 }
 
@@ -924,6 +1167,7 @@ mod tests {
     fn backoff_is_bounded_and_grows() {
         let p = RetryPolicy {
             max_attempts: 5,
+            max_timeouts: 3,
             base_delay: Duration::from_millis(100),
             max_delay: Duration::from_secs(1),
         };

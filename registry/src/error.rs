@@ -77,6 +77,21 @@ pub enum Error {
         /// What happened.
         detail: String,
     },
+    /// No answer in time: the connection could not be opened within the
+    /// connect time-out, or no byte came for the idle time-out.
+    #[error("{target}: {}", timed_out(.reason, .url, *.connect, *.attempts))]
+    TimedOut {
+        /// What was asked for.
+        target: Target,
+        /// `no data for 20 s`, `could not connect to HOST:PORT within 10 s`.
+        reason: String,
+        /// The URL requested.
+        url: String,
+        /// Whether the connection was never made.
+        connect: bool,
+        /// Attempts that timed out before this was given up on.
+        attempts: u32,
+    },
     /// Content whose digest or size is not what was asked for.
     #[error("{target}: {detail}")]
     Verify {
@@ -117,6 +132,22 @@ pub enum Error {
     },
 }
 
+fn timed_out(reason: &str, url: &str, connect: bool, attempts: u32) -> String {
+    let mut s = if url.is_empty() {
+        reason.to_string()
+    } else if connect {
+        format!("{reason} ({url})")
+    } else {
+        format!("{reason} from {url}")
+    };
+    if attempts > 1 {
+        s.push_str(&format!(" (timed out {attempts} times)"));
+    } else {
+        s.push_str(" (timed out)");
+    }
+    s
+}
+
 fn registry_says(code: &Option<String>, message: &Option<String>) -> String {
     match (code, message) {
         (Some(c), Some(m)) if !m.is_empty() => format!(" ({c}: {m})"),
@@ -132,8 +163,23 @@ impl Error {
     pub fn is_transient(&self) -> bool {
         match self {
             Error::Status { status, .. } => matches!(status, 408 | 429 | 500 | 502 | 503 | 504),
-            Error::Transport { .. } => true,
+            Error::Transport { .. } | Error::TimedOut { .. } => true,
             _ => false,
+        }
+    }
+
+    /// What went wrong, without the target: for retry lines.
+    pub fn reason(&self) -> String {
+        match self {
+            Error::TimedOut { reason, .. } => reason.clone(),
+            Error::Transport { detail, .. } => detail.clone(),
+            Error::Status {
+                status,
+                code,
+                message,
+                ..
+            } => format!("HTTP {status}{}", registry_says(code, message)),
+            e => e.to_string(),
         }
     }
 

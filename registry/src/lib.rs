@@ -26,7 +26,7 @@ pub mod reference;
 pub mod referrers;
 
 pub use auth::{CredentialSources, Credentials, Secret};
-pub use client::{Client, ClientOptions, RetryPolicy};
+pub use client::{Client, ClientOptions, RetryHook, RetryPolicy};
 pub use error::{Error, Result};
 pub use push::{BlobOutcome, ProgressEvent, PushReport};
 pub use reference::Reference;

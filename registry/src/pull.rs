@@ -54,28 +54,39 @@ impl Client {
             .join(&format!("{repo}/manifests/{reference}"))
             .map_err(|e| Error::Invalid(format!("{target}: {e}")))?;
         let req = Req::new(Method::GET, url).header("accept", MANIFEST_ACCEPT);
-        let resp = expect(
-            self.send(reg, &req, scopes, &target, true)?,
-            &[200],
-            &target,
-        )?;
-        let header_digest = resp
-            .headers()
-            .get("docker-content-digest")
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_string);
-        let content_type = resp
-            .headers()
-            .get(reqwest::header::CONTENT_TYPE)
-            .and_then(|v| v.to_str().ok())
-            .map(|v| v.split(';').next().unwrap_or(v).trim().to_string());
-        let mut bytes = Vec::new();
-        resp.take(MAX_MANIFEST + 1)
-            .read_to_end(&mut bytes)
-            .map_err(|e| Error::Transport {
-                target: target.clone(),
-                detail: format!("reading the body: {e}"),
-            })?;
+        // A body that stops coming is asked for again, like an answer
+        // that does not come (which `send` retries).
+        let mut tries = self.tries();
+        let (header_digest, content_type, bytes) = loop {
+            let resp = expect(
+                self.send(reg, &req, scopes, &target, true)?,
+                &[200],
+                &target,
+            )?;
+            let header_digest = resp
+                .headers()
+                .get("docker-content-digest")
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_string);
+            let content_type = resp
+                .headers()
+                .get(reqwest::header::CONTENT_TYPE)
+                .and_then(|v| v.to_str().ok())
+                .map(|v| v.split(';').next().unwrap_or(v).trim().to_string());
+            let mut bytes = Vec::new();
+            let url = resp.url().clone();
+            match resp.take(MAX_MANIFEST + 1).read_to_end(&mut bytes) {
+                Ok(_) => break (header_digest, content_type, bytes),
+                Err(e) => {
+                    let err = self.read_error(&target, &url, &e);
+                    let Some((next, of)) = tries.failed(&err, true) else {
+                        return Err(tries.give_up(err));
+                    };
+                    self.note_retry(&Method::GET, &url, next, of, &err);
+                    std::thread::sleep(self.opts.retry.delay(tries.made()));
+                }
+            }
+        };
         if bytes.len() as u64 > MAX_MANIFEST {
             return Err(Error::Verify {
                 target,
@@ -336,16 +347,16 @@ impl Client {
             .base
             .join(&format!("{repo}/blobs/{d}"))
             .map_err(|e| Error::Invalid(format!("{target}: {e}")))?;
-        let max = self.opts.retry.max_attempts.max(1);
-        let mut attempt = 1;
+        let mut tries = self.tries();
         loop {
             let r = self.download_once(reg, scopes, dest, &url, d, size, &target);
             let err = match r {
                 Ok(()) => return Ok(()),
                 Err(e) => e,
             };
-            if !err.is_transient() || attempt >= max {
-                return Err(err);
+            let attempt = tries.made() + 1;
+            if tries.failed(&err, err.is_transient()).is_none() {
+                return Err(tries.give_up(err));
             }
             let delay = self.opts.retry.delay(attempt);
             let _ = tx.send(ProgressEvent::Retrying {
@@ -355,7 +366,6 @@ impl Client {
                 delay,
             });
             std::thread::sleep(delay);
-            attempt += 1;
         }
     }
 
@@ -382,10 +392,9 @@ impl Client {
         let mut buf = vec![0u8; 256 * 1024];
         let mut n = 0u64;
         loop {
-            let k = body.read(&mut buf).map_err(|e| Error::Transport {
-                target: target.clone(),
-                detail: format!("reading the body: {e}"),
-            })?;
+            let k = body
+                .read(&mut buf)
+                .map_err(|e| self.read_error(target, url, &e))?;
             if k == 0 {
                 break;
             }

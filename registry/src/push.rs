@@ -678,8 +678,7 @@ impl Upload<'_> {
         let mut min_chunk = 0u64;
         // Some(offset) when the offset of `session` is known.
         let mut offset: Option<u64> = session.as_ref().map(|_| 0);
-        let max = opts.retry.max_attempts.max(1);
-        let mut attempt = 1;
+        let mut tries = self.client.tries();
         loop {
             let r = if chunked {
                 self.chunked(job, path, target, &mut session, &mut offset, &mut min_chunk)
@@ -702,8 +701,9 @@ impl Upload<'_> {
                 continue;
             }
             let resync = matches!(err, Error::Status { status: 416, .. });
-            if (!err.is_transient() && !resync) || attempt >= max {
-                return Err(err);
+            let attempt = tries.made() + 1;
+            if tries.failed(&err, err.is_transient() || resync).is_none() {
+                return Err(tries.give_up(err));
             }
             let delay = match &err {
                 Error::Status {
@@ -720,7 +720,6 @@ impl Upload<'_> {
                 delay,
             });
             std::thread::sleep(delay);
-            attempt += 1;
         }
     }
 

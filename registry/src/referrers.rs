@@ -143,12 +143,10 @@ impl Client {
             _ => return Err(crate::client::status_error(resp, &target)),
         }
         let mut bytes = Vec::new();
+        let url = resp.url().clone();
         resp.take(MAX_INDEX + 1)
             .read_to_end(&mut bytes)
-            .map_err(|e| Error::Transport {
-                target: target.clone(),
-                detail: format!("reading the body: {e}"),
-            })?;
+            .map_err(|e| self.read_error(&target, &url, &e))?;
         let protocol = |detail: String| Error::Protocol {
             target: target.clone(),
             detail,

@@ -7,6 +7,8 @@ mod common;
 use common::*;
 use image_layout::OciLayout;
 use registry::{Client, ClientOptions, CredentialSources, Reference, RetryPolicy};
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 fn opts(max_attempts: u32) -> ClientOptions {
@@ -16,6 +18,7 @@ fn opts(max_attempts: u32) -> ClientOptions {
             max_attempts,
             base_delay: Duration::from_millis(50),
             max_delay: Duration::from_secs(2),
+            ..RetryPolicy::default()
         },
         timeout: Duration::from_secs(2),
         ..Default::default()
@@ -147,4 +150,89 @@ fn persistent_fault_fails_clearly_and_moves_no_tag() {
         .to_string();
     assert!(e.contains("blob sha256:") && e.contains("broken"), "{e}");
     assert!(Client::new(opts(1)).unwrap().get_manifest(&direct).is_err());
+}
+
+/// Options for the stall tests: 1 s time-outs, quick backoff, and the
+/// retry lines collected.
+fn stall_opts(lines: &Arc<Mutex<Vec<String>>>) -> ClientOptions {
+    let lines = lines.clone();
+    ClientOptions {
+        credentials: CredentialSources::default(),
+        retry: RetryPolicy {
+            base_delay: Duration::from_millis(50),
+            ..RetryPolicy::default()
+        },
+        timeout: Duration::from_secs(1),
+        connect_timeout: Duration::from_secs(1),
+        on_retry: Some(Arc::new(move |l: &str| {
+            lines.lock().unwrap().push(l.to_string())
+        })),
+        ..Default::default()
+    }
+}
+
+#[test]
+fn a_registry_that_never_answers_times_out_after_three_tries() {
+    let stall = StallServer::start(Stall::Silent);
+    let src = tempfile::tempdir().unwrap();
+    let img = build_image(src.path(), 33, 1000);
+    let top = img.layout.resolve(Some("latest")).unwrap();
+    let lines = Arc::new(Mutex::new(Vec::new()));
+    let client = Client::new(stall_opts(&lines)).unwrap();
+    let target: Reference = format!("{}/stalled:v1", stall.host).parse().unwrap();
+    let started = Instant::now();
+    let e = client
+        .push_layout(&img.layout, &top, None, &target, &[], &|_| {})
+        .unwrap_err();
+    let took = started.elapsed();
+    // Three time-outs of about 1.5 s each and two short waits: not the
+    // five attempts of other failures.
+    assert!(took < Duration::from_secs(8), "{took:?}");
+    assert!(matches!(e, registry::Error::TimedOut { .. }), "{e:?}");
+    let text = e.to_string();
+    let v2 = format!("http://{}/v2/", stall.host);
+    assert!(
+        text.contains(&format!("no data for 1 s from {v2}")) && text.contains("timed out 3 times"),
+        "{text}"
+    );
+    // Loopback: HTTPS is tried first (its handshake stalls), then HTTP.
+    let lines = lines.lock().unwrap().clone();
+    assert_eq!(lines.len(), 2, "{lines:#?}");
+    assert!(
+        lines[0].starts_with(&format!("retrying GET {v2} (attempt 2 of 3): ")),
+        "{lines:#?}"
+    );
+    assert_eq!(
+        lines[1],
+        format!("retrying GET {v2} (attempt 3 of 3): no data for 1 s")
+    );
+    assert_eq!(stall.connections.load(Ordering::Relaxed), 3);
+}
+
+#[test]
+fn a_body_that_stops_midway_is_asked_for_again_then_given_up() {
+    let stall = StallServer::start(Stall::MidBody {
+        len: 1000,
+        sent: 100,
+    });
+    let lines = Arc::new(Mutex::new(Vec::new()));
+    let client = Client::new(stall_opts(&lines)).unwrap();
+    let source: Reference = format!("{}/stalled:v1", stall.host).parse().unwrap();
+    let started = Instant::now();
+    let e = client.get_manifest(&source).unwrap_err();
+    let took = started.elapsed();
+    assert!(took < Duration::from_secs(8), "{took:?}");
+    let text = e.to_string();
+    let url = format!("http://{}/v2/stalled/manifests/v1", stall.host);
+    assert!(
+        text.contains(&format!("no data for 1 s from {url}")) && text.contains("timed out 3 times"),
+        "{text}"
+    );
+    let lines = lines.lock().unwrap().clone();
+    assert_eq!(
+        lines,
+        [2, 3]
+            .map(|n| format!("retrying GET {url} (attempt {n} of 3): no data for 1 s"))
+            .to_vec()
+    );
 }

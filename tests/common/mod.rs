@@ -617,3 +617,154 @@ pub fn validate_cdx(file: &Path) -> (bool, String) {
             .arg(file),
     )
 }
+
+// ---------------------------------------------------------------------
+// A server that stalls (tests/timeouts_e2e.rs).
+// ---------------------------------------------------------------------
+
+/// How a [`StallServer`] stalls.
+#[derive(Clone, Copy, Debug)]
+pub enum Stall {
+    /// Read the request, never answer (a TLS hello included).
+    Silent,
+    /// Answer `200` with a `Content-Length` of `len`, send `sent` bytes
+    /// of the body, then nothing more; hang up on anything but HTTP.
+    MidBody { len: usize, sent: usize },
+}
+
+/// A server on 127.0.0.1 that accepts every connection, reads the request
+/// and then stalls as told, holding the connection open until it is
+/// dropped. It counts the requests it read. Bounded: it stops accepting
+/// after 2 minutes, each connection is held at most that long, and
+/// dropping it releases everything.
+pub struct StallServer {
+    pub port: u16,
+    /// Requests (or TLS hellos) read.
+    pub requests: Arc<AtomicU64>,
+    stop: Arc<AtomicBool>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl StallServer {
+    pub fn start(mode: Stall) -> StallServer {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind loopback");
+        listener.set_nonblocking(true).unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let requests = Arc::new(AtomicU64::new(0));
+        let stop = Arc::new(AtomicBool::new(false));
+        let (r, s) = (requests.clone(), stop.clone());
+        let thread = std::thread::spawn(move || {
+            let deadline = std::time::Instant::now() + Duration::from_secs(120);
+            let mut held = Vec::new();
+            while !s.load(Ordering::Relaxed) && std::time::Instant::now() < deadline {
+                match listener.accept() {
+                    Ok((conn, _)) => {
+                        let (r, s) = (r.clone(), s.clone());
+                        held.push(std::thread::spawn(move || {
+                            stall_one(conn, mode, &r, &s, deadline)
+                        }));
+                    }
+                    Err(_) => std::thread::sleep(Duration::from_millis(5)),
+                }
+            }
+            s.store(true, Ordering::Relaxed);
+            for t in held {
+                let _ = t.join();
+            }
+        });
+        StallServer {
+            port,
+            requests,
+            stop,
+            thread: Some(thread),
+        }
+    }
+
+    /// `http://127.0.0.1:PORT` followed by `path`.
+    pub fn url(&self, path: &str) -> String {
+        format!("http://127.0.0.1:{}{path}", self.port)
+    }
+}
+
+impl Drop for StallServer {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+/// Reads a request head (a TLS hello is taken as one at once), answers as
+/// `mode` says, then holds the connection until `stop` or `deadline`.
+fn stall_one(
+    mut conn: std::net::TcpStream,
+    mode: Stall,
+    requests: &AtomicU64,
+    stop: &AtomicBool,
+    deadline: std::time::Instant,
+) {
+    let _ = conn.set_nonblocking(false);
+    let _ = conn.set_read_timeout(Some(Duration::from_millis(200)));
+    let mut seen = Vec::new();
+    let mut buf = [0u8; 4096];
+    let head_by = std::time::Instant::now() + Duration::from_secs(1);
+    let tls_hello = |s: &[u8]| s.first() == Some(&0x16);
+    let has_head = |s: &[u8]| s.windows(4).any(|w| w == b"\r\n\r\n");
+    while std::time::Instant::now() < head_by && !tls_hello(&seen) && !has_head(&seen) {
+        match conn.read(&mut buf) {
+            Ok(0) => return,
+            Ok(n) => seen.extend_from_slice(&buf[..n]),
+            Err(_) => {}
+        }
+    }
+    requests.fetch_add(1, Ordering::Relaxed);
+    if let Stall::MidBody { len, sent } = mode {
+        // Like a plain HTTP server, hang up on a TLS hello.
+        if !has_head(&seen) {
+            return;
+        }
+        let head = format!(
+            "HTTP/1.1 200 OK\r\nContent-Type: application/octet-stream\r\nContent-Length: {len}\r\n\r\n"
+        );
+        let _ = conn.write_all(head.as_bytes());
+        let _ = conn.write_all(&vec![b'x'; sent.min(len)]);
+        let _ = conn.flush();
+    }
+    while !stop.load(Ordering::Relaxed) && std::time::Instant::now() < deadline {
+        // Keep reading (and dropping) so the client's writes never block.
+        if let Ok(0) = conn.read(&mut buf) {
+            return;
+        }
+    }
+}
+
+/// A port on 127.0.0.1 whose listener never accepts and whose queue of
+/// connections is full, so that a new connection is never established
+/// (the kernel drops its SYN): a server that cannot be connected to, on
+/// loopback. Dropping it closes everything.
+pub struct FullPort {
+    pub port: u16,
+    _listener: TcpListener,
+    _queued: Vec<std::net::TcpStream>,
+}
+
+impl FullPort {
+    pub fn start() -> FullPort {
+        use std::os::fd::AsRawFd;
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind loopback");
+        // The shortest queue: one connection waiting fills it.
+        assert_eq!(unsafe { libc::listen(listener.as_raw_fd(), 0) }, 0);
+        let addr = listener.local_addr().unwrap();
+        let queued = (0..3)
+            .filter_map(|_| {
+                std::net::TcpStream::connect_timeout(&addr, Duration::from_millis(300)).ok()
+            })
+            .collect();
+        FullPort {
+            port: addr.port(),
+            _listener: listener,
+            _queued: queued,
+        }
+    }
+}

@@ -778,3 +778,115 @@ fn serve_token(
         format!(r#"{{"token":"{token}","access_token":"{token}","expires_in":300{refresh}}}"#);
     reply(&mut w, "200 OK", &body)
 }
+
+/// How a [`StallServer`] stalls.
+#[derive(Clone, Copy, Debug)]
+pub enum Stall {
+    /// Read the request, never answer (a TLS hello included).
+    Silent,
+    /// Answer `200` with a `Content-Length` of `len`, send `sent` bytes
+    /// of the body, then nothing more; hang up on anything but HTTP.
+    MidBody { len: usize, sent: usize },
+}
+
+/// A loopback server that accepts every connection, reads what the client
+/// sends and then stalls as told, holding the connection open until it is
+/// dropped. Bounded: it stops accepting after 2 minutes, each connection
+/// thread ends within 2 minutes, and dropping it releases everything.
+pub struct StallServer {
+    pub port: u16,
+    /// `127.0.0.1:PORT`.
+    pub host: String,
+    /// Connections accepted.
+    pub connections: Arc<AtomicUsize>,
+    stop: Arc<AtomicBool>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl StallServer {
+    pub fn start(mode: Stall) -> StallServer {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind stall server");
+        let port = listener.local_addr().expect("addr").port();
+        listener.set_nonblocking(true).expect("nonblocking");
+        let connections = Arc::new(AtomicUsize::new(0));
+        let stop = Arc::new(AtomicBool::new(false));
+        let (c, s) = (connections.clone(), stop.clone());
+        let thread = std::thread::spawn(move || {
+            let deadline = Instant::now() + Duration::from_secs(120);
+            let mut held = Vec::new();
+            while !s.load(Ordering::Relaxed) && Instant::now() < deadline {
+                match listener.accept() {
+                    Ok((conn, _)) => {
+                        c.fetch_add(1, Ordering::Relaxed);
+                        let s = s.clone();
+                        held.push(std::thread::spawn(move || {
+                            stall_one(conn, mode, &s, deadline)
+                        }));
+                    }
+                    Err(_) => std::thread::sleep(Duration::from_millis(5)),
+                }
+            }
+            s.store(true, Ordering::Relaxed);
+            for t in held {
+                let _ = t.join();
+            }
+        });
+        StallServer {
+            port,
+            host: format!("127.0.0.1:{port}"),
+            connections,
+            stop,
+            thread: Some(thread),
+        }
+    }
+}
+
+impl Drop for StallServer {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+/// Reads the request head (or whatever comes within a second: a TLS
+/// hello has no blank line), answers as `mode` says, then holds the
+/// connection until `stop` or `deadline`.
+fn stall_one(mut conn: TcpStream, mode: Stall, stop: &AtomicBool, deadline: Instant) {
+    let _ = conn.set_nonblocking(false);
+    let _ = conn.set_read_timeout(Some(Duration::from_millis(200)));
+    let mut seen = Vec::new();
+    let mut buf = [0u8; 4096];
+    let head_by = Instant::now() + Duration::from_secs(1);
+    let tls_hello = |s: &[u8]| s.first() == Some(&0x16);
+    while Instant::now() < head_by
+        && !tls_hello(&seen)
+        && !seen.windows(4).any(|w| w == b"\r\n\r\n")
+    {
+        match conn.read(&mut buf) {
+            Ok(0) => return,
+            Ok(n) => seen.extend_from_slice(&buf[..n]),
+            Err(_) => {}
+        }
+    }
+    let is_http = seen.windows(4).any(|w| w == b"\r\n\r\n");
+    if let Stall::MidBody { len, sent } = mode {
+        // Like a plain HTTP server, hang up on a TLS hello.
+        if !is_http {
+            return;
+        }
+        let head = format!(
+            "HTTP/1.1 200 OK\r\nContent-Type: application/octet-stream\r\nContent-Length: {len}\r\n\r\n"
+        );
+        let _ = conn.write_all(head.as_bytes());
+        let _ = conn.write_all(&vec![b'x'; sent.min(len)]);
+        let _ = conn.flush();
+    }
+    while !stop.load(Ordering::Relaxed) && Instant::now() < deadline {
+        // Keep reading (and dropping) so the client's writes never block.
+        if let Ok(0) = conn.read(&mut buf) {
+            return;
+        }
+    }
+}

@@ -31,7 +31,7 @@ pub struct Lockfile {
     pub url: BTreeMap<String, BTreeMap<String, UrlPin>>,
     /// Debian source packages of the static toolbox, by `[[source]]` name.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
-    pub sources: BTreeMap<String, crate::sources::SourceLock>,
+    pub sources: BTreeMap<String, SourceLock>,
 }
 
 /// A download pinned by the lock.
@@ -144,4 +144,44 @@ impl Lockfile {
         image_layout::layout::write_atomic(path, self.to_text()?.as_bytes())
             .map_err(|e| bad_input(format!("{}: {e}", path.display())))
     }
+}
+
+/// A source package pinned by the lock.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct SourceLock {
+    /// Source package name.
+    pub package: String,
+    /// Its exact version.
+    pub version: String,
+    /// Repository name from the spec.
+    pub repository: String,
+    /// Suite.
+    pub suite: String,
+    /// Component.
+    pub component: String,
+    /// sha256 of the InRelease (or Release) that listed the index.
+    pub release_sha256: String,
+    /// Path of the Sources index under `dists/SUITE/`.
+    pub sources_path: String,
+    /// sha256 of that index.
+    pub sources_sha256: String,
+    /// Pool folder.
+    pub directory: String,
+    /// Source format (`3.0 (quilt)`).
+    pub format: String,
+    /// Every file, the `.dsc` among them.
+    pub files: Vec<LockedSourceFile>,
+}
+
+/// One file of a locked source package.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct LockedSourceFile {
+    /// File name.
+    pub name: String,
+    /// sha256.
+    pub sha256: String,
+    /// Size.
+    pub size: u64,
 }

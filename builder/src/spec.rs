@@ -5,8 +5,8 @@
 use crate::error::{bad_input, Result};
 use anyhow::Context;
 use image_layout::Platform;
-use serde::{Deserialize, Deserializer};
-use std::collections::BTreeMap;
+use serde::{Deserialize, Deserializer, Serialize};
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
 /// The whole spec file.
@@ -32,10 +32,10 @@ pub struct Spec {
     pub cargo: Vec<crate::crates::CrateSpec>,
     /// Debian source packages compiled statically for the static toolbox.
     #[serde(default)]
-    pub source: Vec<crate::sources::SourceSpec>,
+    pub source: Vec<SourceSpec>,
     /// The static toolbox (`--variant static`, `export --static-bundle`).
     #[serde(default, rename = "static")]
-    pub statics: Option<crate::sources::StaticSpec>,
+    pub statics: Option<StaticSpec>,
     /// Folders whose mode or owner the image sets (created when missing),
     /// applied after every source, e.g. a group-writable `/root`.
     #[serde(default)]
@@ -463,7 +463,7 @@ impl Spec {
                 return Err(bad_input(format!("cargo {:?} is listed twice", c.name)));
             }
         }
-        crate::sources::check_spec(self)?;
+        check_sources(self)?;
         if self.statics.is_some() && self.variant.contains_key("static") {
             return Err(bad_input(
                 "[variant.static] and [static] both name the variant `static`",
@@ -569,6 +569,201 @@ impl Spec {
         }
         Ok(())
     }
+}
+
+/// One `[[source]]` entry: a Debian source package and how to build it.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct SourceSpec {
+    /// The Debian source package name (`tcpdump`).
+    pub name: String,
+    /// Suite to take it from (default: `[static].suite`).
+    #[serde(default)]
+    pub suite: Option<String>,
+    /// An exact Debian version to lock instead of the suite's newest
+    /// (for a suite that lists several, like sid).
+    #[serde(default)]
+    pub version: Option<String>,
+    /// Other `[[source]]` entries (libraries) whose installed files the
+    /// build sees under `$DEPS`.
+    #[serde(default)]
+    pub needs: Vec<String>,
+    /// Programs the entry provides: each must be installed by the recipe
+    /// as `$OUT/usr/bin/NAME` and is checked to be static.
+    #[serde(default)]
+    pub bins: Vec<String>,
+    /// A file under `$OUT` listing absolute paths, one a line, that become
+    /// links to the first of `bins` (busybox's applets).
+    #[serde(default)]
+    pub links_file: Option<String>,
+    /// Patches (relative to the spec's folder) applied with `patch -p1`
+    /// after Debian's own.
+    #[serde(default)]
+    pub patches: Vec<PathBuf>,
+    /// Commands run in order by `bash -euo pipefail -c` in the unpacked
+    /// source tree, with a cleared environment: `CC`, `CXX`, `AR`, `RANLIB`
+    /// (zig for the target), `HOST` (`x86_64-linux-musl`...), `BUILD`,
+    /// `ARCH` (Debian's name), `JOBS`, `SRC`, `DEPS` (the `needs`'
+    /// installed files), `OUT` (install here, with `DESTDIR=$OUT` and
+    /// prefix `/usr`), `ROOT` (scratch space), `CFLAGS`, `CPPFLAGS`,
+    /// `LDFLAGS` (`-static -s`), pkg-config pointed at `$DEPS`,
+    /// `SOURCE_DATE_EPOCH`, `LC_ALL=C`, `TZ=UTC`.
+    pub steps: Vec<String>,
+}
+
+/// `[static]`: the fully static toolbox (`build --variant static`,
+/// `export --static-bundle`).
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct StaticSpec {
+    /// Appended to the image tag (`-static`).
+    pub tag_suffix: String,
+    /// The `[[apt.repository]]` (mirror and keyring) sources come from.
+    pub repository: String,
+    /// Default suite of the `[[source]]` entries.
+    pub suite: String,
+    /// Component (default `main`).
+    #[serde(default = "main_component")]
+    pub component: String,
+    /// The image's CMD.
+    #[serde(default = "default_cmd")]
+    pub cmd: Vec<String>,
+}
+
+fn main_component() -> String {
+    "main".into()
+}
+
+fn default_cmd() -> Vec<String> {
+    vec!["sh".into()]
+}
+
+impl SourceSpec {
+    fn check(&self) -> Result<()> {
+        let who = format!("source {:?}", self.name);
+        if self.name.is_empty()
+            || !self
+                .name
+                .chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || "+-.".contains(c))
+        {
+            return Err(bad_input(format!(
+                "{who}: name must be a Debian source package name"
+            )));
+        }
+        if self.steps.is_empty() {
+            return Err(bad_input(format!(
+                "{who}: needs `steps`, the build commands"
+            )));
+        }
+        for b in &self.bins {
+            if b.is_empty() || b.contains('/') || b.starts_with('.') {
+                return Err(bad_input(format!(
+                    "{who}: bins entry {b:?} must be a plain file name"
+                )));
+            }
+        }
+        if self.links_file.is_some() && self.bins.is_empty() {
+            return Err(bad_input(format!(
+                "{who}: links_file needs a program in `bins` to link to"
+            )));
+        }
+        for p in &self.patches {
+            if p.is_absolute() {
+                return Err(bad_input(format!(
+                    "{who}: patch {} must be relative to the spec's folder",
+                    p.display()
+                )));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Checks the `[[source]]` entries and `[static]` of a spec: names,
+/// `needs` that exist and form no cycle, a repository that exists.
+pub(crate) fn check_sources(spec: &Spec) -> Result<()> {
+    let mut names = BTreeSet::new();
+    for s in &spec.source {
+        s.check()?;
+        if !names.insert(s.name.as_str()) {
+            return Err(bad_input(format!("source {:?} is listed twice", s.name)));
+        }
+    }
+    for s in &spec.source {
+        for n in &s.needs {
+            if !names.contains(n.as_str()) {
+                return Err(bad_input(format!(
+                    "source {:?}: needs {n:?}, which is no [[source]] entry",
+                    s.name
+                )));
+            }
+        }
+    }
+    build_order(spec)?;
+    if !spec.source.is_empty() {
+        let st = spec.statics.as_ref().ok_or_else(|| {
+            bad_input("[[source]] entries need a [static] table (repository and suite)")
+        })?;
+        static_repository(spec, st)?;
+    }
+    Ok(())
+}
+
+/// The `[[apt.repository]]` the `[static]` table names.
+pub fn static_repository<'a>(spec: &'a Spec, st: &StaticSpec) -> Result<&'a AptRepository> {
+    spec.apt
+        .as_ref()
+        .and_then(|a| a.repository.iter().find(|r| r.name == st.repository))
+        .ok_or_else(|| {
+            bad_input(format!(
+                "static.repository {:?}: no [[apt.repository]] has that name",
+                st.repository
+            ))
+        })
+}
+
+/// The entries in an order where every entry comes after what it needs
+/// (spec order otherwise); an error names a cycle.
+pub fn build_order(spec: &Spec) -> Result<Vec<&SourceSpec>> {
+    let by_name: BTreeMap<&str, &SourceSpec> =
+        spec.source.iter().map(|s| (s.name.as_str(), s)).collect();
+    let mut done: Vec<&SourceSpec> = Vec::new();
+    let mut state: BTreeMap<&str, u8> = BTreeMap::new();
+    fn visit<'a>(
+        s: &'a SourceSpec,
+        by_name: &BTreeMap<&str, &'a SourceSpec>,
+        state: &mut BTreeMap<&'a str, u8>,
+        done: &mut Vec<&'a SourceSpec>,
+        path: &mut Vec<&'a str>,
+    ) -> Result<()> {
+        match state.get(s.name.as_str()) {
+            Some(2) => return Ok(()),
+            Some(1) => {
+                path.push(&s.name);
+                return Err(bad_input(format!(
+                    "[[source]] needs form a cycle: {}",
+                    path.join(" -> ")
+                )));
+            }
+            _ => {}
+        }
+        state.insert(&s.name, 1);
+        path.push(&s.name);
+        for n in &s.needs {
+            if let Some(d) = by_name.get(n.as_str()) {
+                visit(d, by_name, state, done, path)?;
+            }
+        }
+        path.pop();
+        state.insert(&s.name, 2);
+        done.push(s);
+        Ok(())
+    }
+    for s in &spec.source {
+        visit(s, &by_name, &mut state, &mut done, &mut Vec::new())?;
+    }
+    Ok(done)
 }
 
 #[cfg(test)]

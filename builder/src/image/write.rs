@@ -163,29 +163,16 @@ pub(crate) fn write_image(
     let created = rfc3339(lopts.source_date_epoch);
     let mut layers = Vec::new();
     for (name, tree) in groups {
-        progress(format!(
-            "layer {platform} {name}: {} entries, {} bytes",
-            tree.len(),
-            tree.content_size()
-        ));
-        let fp = crate::layercache::fingerprint(&tree, lopts)
-            .with_context(|| format!("reading layer {name} for {platform}"))?;
-        let (info, blob) = match layer_cache.and_then(|c| c.get(&fp, layout)) {
-            Some(hit) => hit,
-            None => {
-                let spinner = bars.byte_spinner("layer");
-                spinner.set_message(format!("{platform} {name}"));
-                let w = spinner.writer(layout.blob_writer()?);
-                let (info, w) = write_layer(&tree, lopts, w)
-                    .with_context(|| format!("writing layer {name} for {platform}"))?;
-                drop(spinner);
-                let blob = w.into_inner().commit()?;
-                if let Some(c) = layer_cache {
-                    c.put(&fp, layout, &info, &blob);
-                }
-                (info, blob)
-            }
-        };
+        let (info, blob) = write_one_layer(
+            &name,
+            &tree,
+            platform,
+            layout,
+            lopts,
+            progress,
+            bars,
+            layer_cache,
+        )?;
         layers.push(BuiltLayer {
             name,
             blob,
@@ -194,6 +181,76 @@ pub(crate) fn write_image(
             entries: info.entries,
         });
     }
+    let config = image_config(spec, platform, &layers, user, &created)?;
+    let config_blob = layout.put_json(&config)?;
+    let layer_descs: Vec<Descriptor> = layers
+        .iter()
+        .map(|l| l.blob.descriptor(lopts.compression.layer_media_type()))
+        .collect();
+    let mut manifest = ImageManifestBuilder::default()
+        .schema_version(2u32)
+        .media_type(MediaType::ImageManifest)
+        .config(config_blob.descriptor(MT_CONFIG))
+        .layers(layer_descs)
+        .build()?;
+    let ann = annotations(spec);
+    if !ann.is_empty() {
+        manifest.set_annotations(Some(ann.into_iter().collect()));
+    }
+    let manifest_blob = layout.put_json(&manifest)?;
+    Ok(BuiltImage {
+        platform: platform.clone(),
+        manifest: manifest_blob,
+        layers,
+        referrers: Vec::new(),
+    })
+}
+
+/// One layer of `platform`: from the layer cache when it holds one with
+/// the same fingerprint (checked against its digest), else written.
+#[allow(clippy::too_many_arguments)]
+fn write_one_layer(
+    name: &str,
+    tree: &Tree,
+    platform: &Platform,
+    layout: &OciLayout,
+    lopts: &LayerOptions,
+    progress: &(dyn Fn(String) + Sync),
+    bars: &crate::progress::Progress,
+    layer_cache: Option<&crate::layercache::LayerCache>,
+) -> Result<(image_layout::LayerInfo, BlobRef)> {
+    progress(format!(
+        "layer {platform} {name}: {} entries, {} bytes",
+        tree.len(),
+        tree.content_size()
+    ));
+    let fp = crate::layercache::fingerprint(tree, lopts)
+        .with_context(|| format!("reading layer {name} for {platform}"))?;
+    if let Some(hit) = layer_cache.and_then(|c| c.get(&fp, layout)) {
+        return Ok(hit);
+    }
+    let spinner = bars.byte_spinner("layer");
+    spinner.set_message(format!("{platform} {name}"));
+    let w = spinner.writer(layout.blob_writer()?);
+    let (info, w) = write_layer(tree, lopts, w)
+        .with_context(|| format!("writing layer {name} for {platform}"))?;
+    drop(spinner);
+    let blob = w.into_inner().commit()?;
+    if let Some(c) = layer_cache {
+        c.put(&fp, layout, &info, &blob);
+    }
+    Ok((info, blob))
+}
+
+/// The image configuration: the spec's runtime settings (the recipe's
+/// user first), and one history entry and diff id per layer.
+fn image_config(
+    spec: &Spec,
+    platform: &Platform,
+    layers: &[BuiltLayer],
+    user: Option<String>,
+    created: &str,
+) -> Result<image_layout::oci_spec::image::ImageConfiguration> {
     let img = &spec.image;
     let mut cfg = ConfigBuilder::default();
     if !img.env.is_empty() {
@@ -219,7 +276,7 @@ pub(crate) fn write_image(
         .iter()
         .map(|l| {
             HistoryBuilder::default()
-                .created(created.clone())
+                .created(created.to_string())
                 .created_by(format!("netshoot-build: {} layer", l.name))
                 .comment(format!("{} entries", l.entries))
                 .build()
@@ -235,7 +292,7 @@ pub(crate) fn write_image(
         )
         .build()?;
     let mut config = ImageConfigurationBuilder::default()
-        .created(created.clone())
+        .created(created.to_string())
         .architecture(platform.architecture.as_str())
         .os(platform.os.as_str())
         .config(cfg)
@@ -243,28 +300,7 @@ pub(crate) fn write_image(
         .history(history)
         .build()?;
     config.set_variant(platform.variant.clone());
-    let config_blob = layout.put_json(&config)?;
-    let layer_descs: Vec<Descriptor> = layers
-        .iter()
-        .map(|l| l.blob.descriptor(lopts.compression.layer_media_type()))
-        .collect();
-    let mut manifest = ImageManifestBuilder::default()
-        .schema_version(2u32)
-        .media_type(MediaType::ImageManifest)
-        .config(config_blob.descriptor(MT_CONFIG))
-        .layers(layer_descs)
-        .build()?;
-    let ann = annotations(spec);
-    if !ann.is_empty() {
-        manifest.set_annotations(Some(ann.into_iter().collect()));
-    }
-    let manifest_blob = layout.put_json(&manifest)?;
-    Ok(BuiltImage {
-        platform: platform.clone(),
-        manifest: manifest_blob,
-        layers,
-        referrers: Vec::new(),
-    })
+    Ok(config)
 }
 
 /// Annotations of the index and of every manifest: the OCI labels of the

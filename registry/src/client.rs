@@ -436,8 +436,7 @@ impl Client {
             } else {
                 self.opts.retry.max_attempts
             };
-            tries.allow(attempts);
-            if !self.may_try_next_scheme(&mut tries, last_err.as_ref(), &base) {
+            if !self.may_try_next_scheme(&mut tries, attempts, last_err.as_ref(), &base) {
                 break;
             }
             let resp = self.with_retries(&target, &mut tries, &Method::GET, &base, || {
@@ -485,13 +484,22 @@ impl Client {
         Ok(reg)
     }
 
-    /// Before probing the next scheme after `last_err`: after a time-out
-    /// it is one more attempt, said as such (false when the time-outs
-    /// are spent); after an answer that is not HTTPS, it is not.
-    fn may_try_next_scheme(&self, tries: &mut Tries, last_err: Option<&Error>, base: &Url) -> bool {
+    /// Before probing the next scheme (`attempts` of them) after
+    /// `last_err`: after a time-out it is one more attempt, said as such
+    /// (false when the time-outs are spent); after an answer that is not
+    /// HTTPS (or none), the count starts over.
+    fn may_try_next_scheme(
+        &self,
+        tries: &mut Tries,
+        attempts: u32,
+        last_err: Option<&Error>,
+        base: &Url,
+    ) -> bool {
         let Some(err @ Error::TimedOut { .. }) = last_err else {
+            tries.restart(attempts);
             return true;
         };
+        tries.allow(attempts);
         let Some((next, of)) = tries.next(err, true) else {
             return false;
         };
@@ -995,6 +1003,13 @@ impl Tries {
     /// Allows `n` more attempts from now (the next scheme of a probe).
     pub fn allow(&mut self, n: u32) {
         self.max = self.made + n.max(1);
+    }
+
+    /// Starts the count of attempts over with at most `n`, keeping the
+    /// count of time-outs.
+    pub fn restart(&mut self, n: u32) {
+        self.made = 0;
+        self.max = n.max(1);
     }
 
     /// Attempts made so far.

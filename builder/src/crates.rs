@@ -247,14 +247,10 @@ impl CrateSpec {
     }
 }
 
-/// `1.2.3`, `1.2.3-rc.1`, `1.2.3+build`: what a `=` requirement pins.
+/// `1.2.3`, `1.2.3-rc.1`, `1.2.3+build`: what a `=` requirement pins (a
+/// SemVer version, as cargo reads it; `1.2` or `^1` are ranges).
 fn is_exact_version(v: &str) -> bool {
-    let core = v.split(['-', '+']).next().unwrap_or("");
-    let parts: Vec<&str> = core.split('.').collect();
-    parts.len() == 3
-        && parts
-            .iter()
-            .all(|p| !p.is_empty() && p.chars().all(|c| c.is_ascii_digit()))
+    semver::Version::parse(v).is_ok()
 }
 
 /// The Rust target triple for an image platform: always a musl target, so
@@ -1159,7 +1155,8 @@ fn resolve_checksum(tc: &Toolchain, name: &str, version: &str, work: &Path) -> R
     }
     let text = std::fs::read_to_string(dir.join("Cargo.lock"))
         .map_err(|e| bad_input(format!("{who}: resolving: {e}")))?;
-    let pkgs = parse_lockfile(&text).map_err(|e| bad_input(format!("{who}: {e}")))?;
+    let pkgs = parse_lockfile(&text)
+        .map_err(|e| bad_input(format!("{who}: resolving: Cargo.lock: {e}")))?;
     pkgs.into_iter()
         .find(|p| p.name == name && p.version == version)
         .and_then(|p| p.checksum)
@@ -1286,48 +1283,43 @@ fn make_own_workspace(src: &Path) -> Result<()> {
         .map_err(|e| bad_input(format!("{}: {e}", manifest.display())))
 }
 
-/// The packages of a `Cargo.lock` (formats 1 to 4); a registry package
-/// without a checksum is refused, since cargo could not verify it.
+/// The packages of a `Cargo.lock` (formats 1 to 4), read by the
+/// `cargo-lock` crate; a registry package without a checksum is refused,
+/// since cargo could not verify it. Errors are one line.
 fn parse_lockfile(text: &str) -> std::result::Result<Vec<LockedDep>, String> {
-    let doc: toml::Table = text
-        .parse()
-        .map_err(|e: toml::de::Error| e.message().to_string())?;
-    // Format 1 keeps checksums apart, as `"checksum NAME VERSION (SOURCE)"`.
-    let old = doc.get("metadata").and_then(|m| m.as_table());
-    let mut out = Vec::new();
-    for p in doc
-        .get("package")
-        .and_then(|p| p.as_array())
-        .ok_or("no [[package]] entries")?
-    {
-        let field = |k: &str| p.get(k).and_then(|v| v.as_str()).map(str::to_string);
-        let (Some(name), Some(version)) = (field("name"), field("version")) else {
-            return Err("a [[package]] entry lacks name or version".into());
-        };
-        let source = field("source");
-        let checksum = field("checksum").or_else(|| {
-            let s = source.as_deref()?;
-            old?.get(&format!("checksum {name} {version} ({s})"))?
-                .as_str()
-                .map(str::to_string)
-        });
-        let from_registry = source
-            .as_deref()
-            .is_some_and(|s| s.starts_with("registry+") || s.starts_with("sparse+"));
-        if from_registry && checksum.is_none() {
-            return Err(format!(
-                "{name} {version} has no checksum, so it cannot be verified"
-            ));
+    let lock: cargo_lock::Lockfile = text.parse().map_err(|e: cargo_lock::Error| {
+        // The TOML error quotes the offending line under its position:
+        // keep the position and the reason.
+        let msg = e.to_string();
+        let mut lines = msg.lines().map(str::trim).filter(|l| !l.is_empty());
+        let first = lines.next().unwrap_or_default().to_string();
+        match lines.next_back() {
+            Some(last) => format!("{first}: {last}"),
+            None => first,
         }
-        out.push(LockedDep {
-            name,
-            version,
-            checksum,
-            license: None,
-            targets: Vec::new(),
-        });
+    })?;
+    if lock.packages.is_empty() {
+        return Err("no [[package]] entries".into());
     }
-    Ok(out)
+    lock.packages
+        .into_iter()
+        .map(|p| {
+            let (name, version) = (p.name.to_string(), p.version.to_string());
+            let from_registry = p.source.as_ref().is_some_and(|s| s.is_remote_registry());
+            if from_registry && p.checksum.is_none() {
+                return Err(format!(
+                    "{name} {version} has no checksum, so it cannot be verified"
+                ));
+            }
+            Ok(LockedDep {
+                name,
+                version,
+                checksum: p.checksum.map(|c| c.to_string()),
+                license: None,
+                targets: Vec::new(),
+            })
+        })
+        .collect()
 }
 
 /// One line for a failed cargo call: `who`, then cargo's first error with
@@ -1560,30 +1552,23 @@ fn file_sha256(path: &Path) -> std::io::Result<String> {
     Ok(hex::encode(h.finalize()))
 }
 
-/// An exclusive `flock` held until dropped (the kernel releases it if the
-/// process dies, so a killed build never leaves a stale lock behind).
+/// An exclusive lock on a file ([`std::fs::File::lock`], a `flock` on
+/// Linux) held until dropped (the kernel releases it if the process dies,
+/// so a killed build never leaves a stale lock behind).
 pub(crate) struct FileLock {
     _file: std::fs::File,
 }
 
 impl FileLock {
     pub(crate) fn acquire(path: &Path) -> Result<FileLock> {
-        use std::os::fd::AsRawFd;
         let file = std::fs::OpenOptions::new()
             .create(true)
             .truncate(false)
             .write(true)
             .open(path)
             .map_err(|e| bad_input(format!("cache {}: {e}", path.display())))?;
-        // SAFETY: flock on a descriptor this function owns; no memory is shared.
-        let rc = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX) };
-        if rc != 0 {
-            return Err(bad_input(format!(
-                "cache {}: cannot lock: {}",
-                path.display(),
-                std::io::Error::last_os_error()
-            )));
-        }
+        file.lock()
+            .map_err(|e| bad_input(format!("cache {}: cannot lock: {e}", path.display())))?;
         Ok(FileLock { _file: file })
     }
 }
@@ -1656,17 +1641,64 @@ mod tests {
 
     #[test]
     fn lockfile_checksums_are_required_for_registry_packages() {
-        let v4 = "version = 4\n[[package]]\nname = \"a\"\nversion = \"1.0.0\"\nsource = \"registry+https://example.invalid/index\"\nchecksum = \"ab\"\n[[package]]\nname = \"me\"\nversion = \"0.1.0\"\n";
-        let p = parse_lockfile(v4).unwrap();
-        assert_eq!(p[0].checksum.as_deref(), Some("ab"));
+        let (ab, cd) = ("ab".repeat(32), "cd".repeat(32));
+        let v4 = format!("version = 4\n[[package]]\nname = \"a\"\nversion = \"1.0.0\"\nsource = \"registry+https://example.invalid/index\"\nchecksum = \"{ab}\"\n[[package]]\nname = \"me\"\nversion = \"0.1.0\"\ndependencies = [\"a\"]\n");
+        let p = parse_lockfile(&v4).unwrap();
+        assert_eq!((p[0].name.as_str(), p[0].version.as_str()), ("a", "1.0.0"));
+        assert_eq!(p[0].checksum.as_deref(), Some(ab.as_str()));
         assert_eq!(p[1].checksum, None);
-        let v1 = "[[package]]\nname = \"a\"\nversion = \"1.0.0\"\nsource = \"registry+https://example.invalid/index\"\n[metadata]\n\"checksum a 1.0.0 (registry+https://example.invalid/index)\" = \"cd\"\n";
+        let v1 = format!("[[package]]\nname = \"a\"\nversion = \"1.0.0\"\nsource = \"registry+https://example.invalid/index\"\n[metadata]\n\"checksum a 1.0.0 (registry+https://example.invalid/index)\" = \"{cd}\"\n");
         assert_eq!(
-            parse_lockfile(v1).unwrap()[0].checksum.as_deref(),
-            Some("cd")
+            parse_lockfile(&v1).unwrap()[0].checksum.as_deref(),
+            Some(cd.as_str())
         );
-        let bad = v4.replace("checksum = \"ab\"\n", "");
+        let bad = v4.replace(&format!("checksum = \"{ab}\"\n"), "");
         assert!(parse_lockfile(&bad).unwrap_err().contains("a 1.0.0"));
+        let sparse = bad.replace("registry+", "sparse+");
+        assert!(parse_lockfile(&sparse).unwrap_err().contains("a 1.0.0"));
+        // A git source carries no checksum.
+        let git = bad.replace(
+            "registry+https://example.invalid/index",
+            "git+https://example.invalid/a#0123abcd",
+        );
+        assert_eq!(parse_lockfile(&git).unwrap()[0].checksum, None);
+        for broken in [
+            "garbage [[[",
+            "version = 4\n",
+            "[[package]]\nname = \"a\"\n",
+        ] {
+            let e = parse_lockfile(broken).unwrap_err();
+            assert!(!e.is_empty() && !e.contains('\n'), "{e:?}");
+        }
+    }
+
+    #[test]
+    fn exact_versions_are_semver_versions() {
+        for v in [
+            "1.2.3",
+            "0.13.0",
+            "1.2.3-alpha.1",
+            "1.2.3-rc.1",
+            "1.2.3+build",
+            "10.20.30",
+        ] {
+            assert!(is_exact_version(v), "{v}");
+        }
+        // `=1.2.3` is accepted by the spec, which strips the `=` first.
+        let pinned = spec("name = \"x\"\nversion = \"=1.2.3\"\n").unwrap();
+        assert_eq!(pinned.exact_version(), Some("1.2.3"));
+        pinned.check().unwrap();
+        for v in [
+            "", "=1.2.3", "1.2", "1", "^1", "~1.2.3", "*", "1.2.3.4", "v1.2.3", " 1.2.3", "1.x.3",
+            ">=1.2.3",
+        ] {
+            assert!(!is_exact_version(v), "{v}");
+        }
+        // Not versions to cargo either (so they failed later before): now
+        // refused up front.
+        for v in ["01.2.3", "1.2.3-", "1.2.3+", "1.2.3-a b"] {
+            assert!(!is_exact_version(v), "{v}");
+        }
     }
 
     #[test]

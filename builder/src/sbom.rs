@@ -568,48 +568,33 @@ fn map_debian_expression(line: &str) -> Option<String> {
     normalize_expression(&out)
 }
 
-/// deb822 paragraphs read leniently: lines that fit no field are skipped
-/// rather than failing the whole text. Field names are lower-cased.
-fn lenient_paragraphs(text: &str) -> Vec<Vec<(String, String)>> {
-    let mut out = Vec::new();
-    let mut cur: Vec<(String, String)> = Vec::new();
+/// deb822 paragraphs read leniently by [`debian::control::parse_paragraphs`]:
+/// a line that fits no field (a comment included) is dropped first, with
+/// the continuation lines after it, rather than failing the whole text.
+fn lenient_paragraphs(text: &str) -> Vec<debian::control::Paragraph> {
+    let mut kept = String::with_capacity(text.len());
     let mut in_field = false;
     for raw in text.lines() {
         let line = raw.strip_suffix('\r').unwrap_or(raw);
-        if line.trim().is_empty() {
-            if !cur.is_empty() {
-                out.push(std::mem::take(&mut cur));
-            }
+        let keep = if line.trim().is_empty() {
             in_field = false;
-            continue;
-        }
-        if line.starts_with(' ') || line.starts_with('\t') {
-            if in_field {
-                if let Some(last) = cur.last_mut() {
-                    last.1.push('\n');
-                    last.1.push_str(line.trim());
-                }
-            }
-            continue;
-        }
-        match line.split_once(':') {
-            Some((name, value)) if !name.is_empty() && !name.contains(char::is_whitespace) => {
-                cur.push((name.to_ascii_lowercase(), value.trim().to_string()));
-                in_field = true;
-            }
-            _ => in_field = false,
+            true
+        } else if line.starts_with([' ', '\t']) {
+            in_field
+        } else {
+            in_field = !line.starts_with('#')
+                && line
+                    .split_once(':')
+                    .is_some_and(|(n, _)| !n.is_empty() && !n.contains(char::is_whitespace));
+            in_field
+        };
+        if keep {
+            kept.push_str(line);
+            kept.push('\n');
         }
     }
-    if !cur.is_empty() {
-        out.push(cur);
-    }
-    out
-}
-
-fn lenient_get<'a>(para: &'a [(String, String)], name: &str) -> Option<&'a str> {
-    para.iter()
-        .find(|(k, _)| k == name)
-        .map(|(_, v)| v.as_str())
+    // What is left always parses.
+    debian::control::parse_paragraphs(&kept).unwrap_or_default()
 }
 
 /// The license of a package from its Debian machine-readable copyright file
@@ -620,15 +605,17 @@ fn lenient_get<'a>(para: &'a [(String, String)], name: &str) -> Option<&'a str> 
 pub fn license_from_copyright(text: &str) -> Option<String> {
     let paras = lenient_paragraphs(text);
     let header = paras.first()?;
-    let format =
-        lenient_get(header, "format").or_else(|| lenient_get(header, "format-specification"))?;
+    let format = header
+        .get("Format")
+        .or_else(|| header.get("Format-Specification"))?;
     if format.trim().is_empty() {
         return None;
     }
     let files_star = paras.iter().skip(1).find(|p| {
-        lenient_get(p, "files").is_some_and(|f| f.split_whitespace().any(|t| t == "*"))
+        p.get("Files")
+            .is_some_and(|f| f.split_whitespace().any(|t| t == "*"))
     })?;
-    let license = lenient_get(files_star, "license")?;
+    let license = files_star.get("License")?;
     let short = license.lines().next()?.trim();
     map_debian_expression(short)
 }
@@ -676,38 +663,29 @@ fn relation_name(alt: &str) -> (&str, Option<&str>) {
     }
 }
 
+/// One installed package of a dpkg `status` file.
 struct Installed {
     name: String,
     version: String,
     arch: Option<String>,
     source: Option<String>,
+    /// `Pre-Depends` and `Depends`, joined by a comma.
     relations: String,
     id: String,
 }
 
-/// The Debian packages installed according to a dpkg `status` file. Only
-/// paragraphs whose `Status` ends in `installed` count. `Depends` and
-/// `Pre-Depends` become `depends_on` edges: each alternative group goes to
-/// its first alternative that is installed, by name or through `Provides`;
-/// unresolvable groups are dropped. `copyright_of(name)` gives the text of
-/// `/usr/share/doc/NAME/copyright`, whose DEP-5 license is used.
-pub fn debs_from_dpkg_status(
-    status: &str,
-    copyright_of: &dyn Fn(&str) -> Option<String>,
-) -> Vec<SbomPackage> {
-    let mut pkgs: Vec<Installed> = Vec::new();
-    let mut provides: Vec<(String, usize)> = Vec::new();
-    for para in status_paragraphs(status) {
+impl Installed {
+    /// The package of one `status` paragraph and the names it provides;
+    /// `None` unless its `Status` ends in `installed` and it has a name and
+    /// a version.
+    fn from_status(para: &debian::control::Paragraph) -> Option<(Installed, Vec<String>)> {
         let installed = para
             .get("Status")
             .and_then(|s| s.split_whitespace().last())
             .is_some_and(|w| w == "installed");
-        let (Some(name), Some(version)) = (para.get("Package"), para.get("Version")) else {
-            continue;
-        };
-        let (name, version) = (name.trim(), version.trim());
+        let (name, version) = (para.get("Package")?.trim(), para.get("Version")?.trim());
         if !installed || name.is_empty() || version.is_empty() {
-            continue;
+            return None;
         }
         let arch = para
             .get("Architecture")
@@ -728,38 +706,57 @@ pub fn debs_from_dpkg_status(
                 relations.push_str(v);
             }
         }
-        let idx = pkgs.len();
-        for prov in para.get("Provides").unwrap_or("").split(',') {
-            let (n, _) = relation_name(prov);
-            if !n.is_empty() {
-                provides.push((n.to_string(), idx));
-            }
-        }
+        let provides = para
+            .get("Provides")
+            .unwrap_or("")
+            .split(',')
+            .map(|prov| relation_name(prov).0)
+            .filter(|n| !n.is_empty())
+            .map(str::to_string)
+            .collect();
         let id = pkg_ref(&PackageKind::Deb, name, version, arch.as_deref());
-        pkgs.push(Installed {
+        let pkg = Installed {
             name: name.to_string(),
             version: version.to_string(),
             arch,
             source,
             relations,
             id,
-        });
+        };
+        Some((pkg, provides))
+    }
+}
+
+/// The installed packages, found by name and by the names they provide.
+struct DebIndex<'a> {
+    pkgs: &'a [Installed],
+    by_name: BTreeMap<&'a str, Vec<usize>>,
+    by_provides: BTreeMap<&'a str, Vec<usize>>,
+}
+
+impl<'a> DebIndex<'a> {
+    /// `provides` holds (name, index in `pkgs`) pairs.
+    fn new(pkgs: &'a [Installed], provides: &'a [(String, usize)]) -> Self {
+        let mut by_name: BTreeMap<&str, Vec<usize>> = BTreeMap::new();
+        for (i, p) in pkgs.iter().enumerate() {
+            by_name.entry(p.name.as_str()).or_default().push(i);
+        }
+        let mut by_provides: BTreeMap<&str, Vec<usize>> = BTreeMap::new();
+        for (n, i) in provides {
+            by_provides.entry(n.as_str()).or_default().push(*i);
+        }
+        DebIndex {
+            pkgs,
+            by_name,
+            by_provides,
+        }
     }
 
-    let mut by_name: BTreeMap<&str, Vec<usize>> = BTreeMap::new();
-    for (i, p) in pkgs.iter().enumerate() {
-        by_name.entry(p.name.as_str()).or_default().push(i);
-    }
-    let mut by_provides: BTreeMap<&str, Vec<usize>> = BTreeMap::new();
-    for (n, i) in &provides {
-        by_provides.entry(n.as_str()).or_default().push(*i);
-    }
-
-    // Among several candidates, prefer the one whose architecture is the
-    // qualifier's, then the depender's, then `all`, then the lowest name.
-    let choose = |cands: &[usize], want: Option<&str>, from: Option<&str>| -> Option<usize> {
+    /// Among several candidates, prefer the one whose architecture is the
+    /// qualifier's, then the depender's, then `all`, then the lowest name.
+    fn choose(&self, cands: &[usize], want: Option<&str>, from: Option<&str>) -> Option<usize> {
         cands.iter().copied().min_by_key(|&i| {
-            let a = pkgs[i].arch.as_deref();
+            let a = self.pkgs[i].arch.as_deref();
             let rank = if want.is_some() && a == want {
                 0
             } else if a == from {
@@ -769,12 +766,20 @@ pub fn debs_from_dpkg_status(
             } else {
                 3
             };
-            (rank, pkgs[i].name.as_str(), pkgs[i].version.as_str(), i)
+            (
+                rank,
+                self.pkgs[i].name.as_str(),
+                self.pkgs[i].version.as_str(),
+                i,
+            )
         })
-    };
+    }
 
-    let mut out = Vec::with_capacity(pkgs.len());
-    for (me, p) in pkgs.iter().enumerate() {
+    /// The ids of what package `me` depends on: each alternative group goes
+    /// to its first alternative that is installed, by name or through
+    /// `Provides`, other than `me`; unresolvable groups are dropped.
+    fn depends_on(&self, me: usize) -> Vec<String> {
+        let p = &self.pkgs[me];
         let mut deps = BTreeSet::new();
         for group in p.relations.split(',') {
             for alt in group.split('|') {
@@ -784,31 +789,61 @@ pub fn debs_from_dpkg_status(
                 }
                 let want = qual.filter(|q| *q != "any" && *q != "native");
                 let from = p.arch.as_deref();
-                let hit = by_name
+                let hit = self
+                    .by_name
                     .get(name)
-                    .and_then(|c| choose(c, want, from))
-                    .or_else(|| by_provides.get(name).and_then(|c| choose(c, want, from)));
+                    .and_then(|c| self.choose(c, want, from))
+                    .or_else(|| {
+                        let c = self.by_provides.get(name)?;
+                        self.choose(c, want, from)
+                    });
                 if let Some(i) = hit {
                     if i != me {
-                        deps.insert(pkgs[i].id.clone());
+                        deps.insert(self.pkgs[i].id.clone());
                     }
                     break;
                 }
             }
         }
-        let license = copyright_of(&p.name).and_then(|t| license_from_copyright(&t));
-        out.push(SbomPackage {
+        deps.into_iter().collect()
+    }
+}
+
+/// The Debian packages installed according to a dpkg `status` file. Only
+/// paragraphs whose `Status` ends in `installed` count. `Depends` and
+/// `Pre-Depends` become `depends_on` edges: each alternative group goes to
+/// its first alternative that is installed, by name or through `Provides`;
+/// unresolvable groups are dropped. `copyright_of(name)` gives the text of
+/// `/usr/share/doc/NAME/copyright`, whose DEP-5 license is used.
+pub fn debs_from_dpkg_status(
+    status: &str,
+    copyright_of: &dyn Fn(&str) -> Option<String>,
+) -> Vec<SbomPackage> {
+    let mut pkgs: Vec<Installed> = Vec::new();
+    let mut provides: Vec<(String, usize)> = Vec::new();
+    for (pkg, names) in status_paragraphs(status)
+        .iter()
+        .filter_map(Installed::from_status)
+    {
+        provides.extend(names.into_iter().map(|n| (n, pkgs.len())));
+        pkgs.push(pkg);
+    }
+    let index = DebIndex::new(&pkgs, &provides);
+    let mut out: Vec<SbomPackage> = pkgs
+        .iter()
+        .enumerate()
+        .map(|(me, p)| SbomPackage {
             kind: PackageKind::Deb,
             name: p.name.clone(),
             version: p.version.clone(),
             arch: p.arch.clone(),
             source: p.source.clone(),
-            license,
+            license: copyright_of(&p.name).and_then(|t| license_from_copyright(&t)),
             sha256: None,
             download_url: None,
-            depends_on: deps.into_iter().collect(),
-        });
-    }
+            depends_on: index.depends_on(me),
+        })
+        .collect();
     out.sort_by(|a, b| (&a.name, &a.version, &a.arch).cmp(&(&b.name, &b.version, &b.arch)));
     out
 }

@@ -142,18 +142,28 @@ fn uncompressed_len(layout: &OciLayout, d: &Digest, media_type: &str) -> Result<
 
 /// Human units (`12.3 MB`), decimal like registries show.
 pub fn human(n: u64) -> String {
-    let units = ["B", "kB", "MB", "GB"];
-    let mut v = n as f64;
+    scaled(n, 1000, &["kB", "MB", "GB"])
+}
+
+/// Binary human units (`0 B`, `1023 B`, `1.5 KiB`, `210.3 MiB`).
+pub fn human_binary(n: u64) -> String {
+    scaled(n, 1024, &["KiB", "MiB", "GiB", "TiB"])
+}
+
+/// `n` bytes, below `base` as is, else in the largest of `units` (each
+/// `base` times the one before) that keeps the number at or above 1.
+fn scaled(n: u64, base: u64, units: &[&str]) -> String {
+    if n < base {
+        return format!("{n} B");
+    }
+    let base = base as f64;
+    let mut v = n as f64 / base;
     let mut u = 0;
-    while v >= 1000.0 && u < units.len() - 1 {
-        v /= 1000.0;
+    while v >= base && u + 1 < units.len() {
+        v /= base;
         u += 1;
     }
-    if u == 0 {
-        format!("{n} B")
-    } else {
-        format!("{v:.1} {}", units[u])
-    }
+    format!("{v:.1} {}", units[u])
 }
 
 /// Prints the report for people.
@@ -188,5 +198,23 @@ pub fn print_text(r: &Report) {
             "  config: cmd={} entrypoint={} workdir={} user={}",
             c["cmd"], c["entrypoint"], c["workdir"], c["user"]
         );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{human, human_binary};
+
+    #[test]
+    fn sizes_for_people() {
+        assert_eq!(human(0), "0 B");
+        assert_eq!(human(999), "999 B");
+        assert_eq!(human(1000), "1.0 kB");
+        assert_eq!(human(12_345_678), "12.3 MB");
+        assert_eq!(human(5_000_000_000_000), "5000.0 GB");
+        assert_eq!(human_binary(1023), "1023 B");
+        assert_eq!(human_binary(1536), "1.5 KiB");
+        assert_eq!(human_binary(3 << 40), "3.0 TiB");
+        assert_eq!(human_binary(u64::MAX), "16777216.0 TiB");
     }
 }

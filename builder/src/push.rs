@@ -2,6 +2,8 @@
 //! of the `registry` crate. Progress goes to stderr, the result to stdout.
 
 use crate::error::{bad_input, network, verification};
+// Byte counts for people: `0 B`, `512 B`, `1.5 KiB`, `210.3 MiB`.
+use crate::inspect::human_binary as human_bytes;
 use crate::progress::{Progress, Task};
 use anyhow::Context;
 use clap::Args;
@@ -216,21 +218,6 @@ fn push_json(r: &registry::PushReport) -> serde_json::Value {
         "manifests_pushed": r.manifests_pushed,
         "referrers_tags": r.referrers_tags,
     })
-}
-
-/// Formats a byte count for people: `0 B`, `512 B`, `1.5 KiB`, `210.3 MiB`.
-fn human_bytes(n: u64) -> String {
-    const UNITS: [&str; 4] = ["KiB", "MiB", "GiB", "TiB"];
-    if n < 1024 {
-        return format!("{n} B");
-    }
-    let mut v = n as f64 / 1024.0;
-    let mut unit = 0;
-    while v >= 1024.0 && unit + 1 < UNITS.len() {
-        v /= 1024.0;
-        unit += 1;
-    }
-    format!("{v:.1} {}", UNITS[unit])
 }
 
 /// The one-line summary of a push on stderr, e.g.

@@ -350,6 +350,17 @@ fn owner<'de, D: Deserializer<'de>>(d: D) -> std::result::Result<Option<(u32, u3
     }
 }
 
+/// `p` as an absolute, normal path in the image, or an error naming `what`.
+fn image_path(what: &str, p: &str) -> Result<()> {
+    if !p.starts_with('/') {
+        return Err(bad_input(format!(
+            "{what} {p:?} must be an absolute path in the image"
+        )));
+    }
+    image_layout::tree::normalize_path(p).map_err(|e| bad_input(format!("{what}: {e}")))?;
+    Ok(())
+}
+
 impl Spec {
     /// Reads and checks the spec at `path`.
     pub fn load(path: &Path) -> Result<Spec> {
@@ -374,20 +385,11 @@ impl Spec {
     }
 
     fn check(&self) -> Result<()> {
-        let abs = |what: &str, p: &str| -> Result<()> {
-            if !p.starts_with('/') {
-                return Err(bad_input(format!(
-                    "{what} {p:?} must be an absolute path in the image"
-                )));
-            }
-            image_layout::tree::normalize_path(p).map_err(|e| bad_input(format!("{what}: {e}")))?;
-            Ok(())
-        };
         for l in &self.local {
-            abs("local.dest", &l.dest)?;
+            image_path("local.dest", &l.dest)?;
         }
         for d in &self.dir {
-            abs("dir.path", &d.path)?;
+            image_path("dir.path", &d.path)?;
             if d.mode.is_none_or(|m| m > 0o7777) {
                 return Err(bad_input(format!(
                     "dir {:?}: mode must be octal permission bits such as \"0770\"",
@@ -395,9 +397,29 @@ impl Spec {
                 )));
             }
         }
+        self.check_urls()?;
+        self.check_apt()?;
+        let mut crate_names = std::collections::BTreeSet::new();
+        for c in &self.cargo {
+            c.check()?;
+            image_path(&format!("cargo {:?} dest", c.name), &c.dest)?;
+            if !crate_names.insert(c.name.clone()) {
+                return Err(bad_input(format!("cargo {:?} is listed twice", c.name)));
+            }
+        }
+        check_sources(self)?;
+        self.check_variants()?;
+        if self.image.name.is_empty() || self.image.tag.is_empty() {
+            return Err(bad_input("image.name and image.tag must not be empty"));
+        }
+        self.check_paths()
+    }
+
+    /// `[[url]]`: unique names, profiles, platform keys, pins, members.
+    fn check_urls(&self) -> Result<()> {
         let mut names = std::collections::BTreeSet::new();
         for u in &self.url {
-            abs(&format!("url {:?} dest", u.name), &u.dest)?;
+            image_path(&format!("url {:?} dest", u.name), &u.dest)?;
             if !names.insert(u.name.as_str()) {
                 return Err(bad_input(format!(
                     "url {:?}: two [[url]] entries have this name (the lockfile pins by name)",
@@ -438,32 +460,36 @@ impl Spec {
                 }
             }
         }
-        if let Some(apt) = &self.apt {
-            if apt.repository.is_empty() {
-                return Err(bad_input("apt: at least one [[apt.repository]] is needed"));
-            }
-            for r in &apt.repository {
-                if r.suites.is_empty() || r.components.is_empty() {
-                    return Err(bad_input(format!(
-                        "apt.repository {:?}: suites and components must not be empty",
-                        r.name
-                    )));
-                }
-            }
-            for p in &apt.packages {
-                p.parse::<debian::resolver::Request>()
-                    .map_err(|e| bad_input(format!("apt.packages: {e}")))?;
+        Ok(())
+    }
+
+    /// `[apt]`: repositories with suites and components, package requests
+    /// that parse.
+    fn check_apt(&self) -> Result<()> {
+        let Some(apt) = &self.apt else {
+            return Ok(());
+        };
+        if apt.repository.is_empty() {
+            return Err(bad_input("apt: at least one [[apt.repository]] is needed"));
+        }
+        for r in &apt.repository {
+            if r.suites.is_empty() || r.components.is_empty() {
+                return Err(bad_input(format!(
+                    "apt.repository {:?}: suites and components must not be empty",
+                    r.name
+                )));
             }
         }
-        let mut crate_names = std::collections::BTreeSet::new();
-        for c in &self.cargo {
-            c.check()?;
-            abs(&format!("cargo {:?} dest", c.name), &c.dest)?;
-            if !crate_names.insert(c.name.clone()) {
-                return Err(bad_input(format!("cargo {:?} is listed twice", c.name)));
-            }
+        for p in &apt.packages {
+            p.parse::<debian::resolver::Request>()
+                .map_err(|e| bad_input(format!("apt.packages: {e}")))?;
         }
-        check_sources(self)?;
+        Ok(())
+    }
+
+    /// `[variant.NAME]`: capabilities that parse, an absolute home, no
+    /// clash with the static toolbox's name.
+    fn check_variants(&self) -> Result<()> {
         if self.statics.is_some() && self.variant.contains_key("static") {
             return Err(bad_input(
                 "[variant.static] and [static] both name the variant `static`",
@@ -478,10 +504,7 @@ impl Spec {
                 return Err(bad_input(format!("variant.{name}.home must be absolute")));
             }
         }
-        if self.image.name.is_empty() || self.image.tag.is_empty() {
-            return Err(bad_input("image.name and image.tag must not be empty"));
-        }
-        self.check_paths()
+        Ok(())
     }
 
     /// The folder local sources are relative to.
@@ -511,6 +534,12 @@ impl Spec {
             return Err(outside(rel));
         }
         let base = self.base_dir();
+        // `--spec netshoot.toml` has an empty parent: the current folder.
+        let base = if base.as_os_str().is_empty() {
+            PathBuf::from(".")
+        } else {
+            base
+        };
         let joined = base.join(rel);
         let real_base = std::fs::canonicalize(&base)
             .map_err(|e| bad_input(format!("{}: its folder: {e}", self.path.display())))?;

@@ -305,232 +305,259 @@ fn parse_platform(s: &str) -> Result<Platform> {
 
 fn run(cli: Cli) -> Result<()> {
     match cli.command {
-        Command::Build(a) => {
-            let progress = Progress::detect(a.quiet);
-            netshoot_build::net::configure(a.timeout, progress.clone());
-            let compression = match a.compression {
-                CompressionArg::Gzip => Compression::Gzip {
-                    level: a.level.unwrap_or(6).clamp(0, 9) as u32,
-                },
-                CompressionArg::Zstd => Compression::Zstd {
-                    level: a.level.unwrap_or(3).clamp(1, 22),
-                },
-                CompressionArg::None => Compression::None,
-            };
-            let platforms = a
-                .platform
-                .iter()
-                .map(|p| parse_platform(p))
-                .collect::<Result<Vec<_>>>()?;
-            let opts = build::BuildOptions {
-                spec: a.spec,
-                out: a.out,
-                platforms,
-                tags: a.tag,
-                cache: a.cache,
-                compression,
-                source_date_epoch: build::source_date_epoch_from_env()?,
-                threads: a
-                    .jobs
-                    .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get())),
-                quiet: a.quiet,
-                progress,
-                mirrors: netshoot_build::apt::MirrorConfig::from_flags(&a.mirror)?,
-                locked: a.locked,
-                max_layers: a.layers,
-                variant: a.variant,
-                profiles: a.profile,
-                labels: a.label,
-            };
-            let r = build::build(&opts)?;
-            if a.json {
-                let v = serde_json::json!({
-                    "layout": r.out,
-                    "index": r.index.digest.to_string(),
-                    "tags": r.tags,
-                    "images": r.images.iter().map(|i| serde_json::json!({
-                        "platform": i.platform.to_string(),
-                        "manifest": i.manifest.digest.to_string(),
-                        "layers": i.layers.iter().map(|l| serde_json::json!({
-                            "name": l.name, "digest": l.blob.digest.to_string(),
-                            "size": l.blob.size, "diff_id": l.diff_id.to_string(),
-                            "uncompressed_size": l.uncompressed_size,
-                        })).collect::<Vec<_>>(),
-                    })).collect::<Vec<_>>(),
-                });
-                println!("{}", serde_json::to_string_pretty(&v)?);
-            } else {
-                println!("{}", r.index.digest);
-            }
-            Ok(())
-        }
-        Command::Export(a) if a.static_bundle => {
-            let progress = Progress::detect(a.quiet);
-            netshoot_build::net::configure(a.timeout, progress.clone());
-            let platform = parse_platform(a.platform.as_deref().unwrap_or_default())?;
-            netshoot_build::toolbox::export_bundle(&netshoot_build::toolbox::BundleOptions {
-                spec: a.spec,
-                platform,
-                output: a.output,
-                cache: a.cache,
-                mirrors: netshoot_build::apt::MirrorConfig::from_flags(&a.mirror)?,
-                locked: a.locked,
-                source_date_epoch: build::source_date_epoch_from_env()?,
-                progress,
-            })
-        }
-        Command::Export(a) => {
-            use netshoot_build::error::{archive, layout as layout_err};
-            let layout = OciLayout::open(&a.layout).map_err(layout_err)?;
-            match a.format {
-                ExportFormat::Oci => {
-                    let tags: Vec<String> = a.tag.into_iter().collect();
-                    image_layout::archive::write_oci_archive(&layout, &tags, &a.output)
-                        .map_err(archive)?;
-                }
-                ExportFormat::Docker => {
-                    let top = layout.resolve(a.tag.as_deref()).map_err(layout_err)?;
-                    let tag = a.tag.clone().unwrap_or_else(|| {
-                        top.annotations()
-                            .as_ref()
-                            .and_then(|x| x.get(image_layout::layout::REF_NAME).cloned())
-                            .unwrap_or_else(|| "latest".into())
-                    });
-                    let platform = match &a.platform {
-                        Some(p) => parse_platform(p)?,
-                        None => Platform::host(),
-                    };
-                    image_layout::archive::write_docker_archive(
-                        &layout,
-                        &top,
-                        &platform,
-                        &format!("{}:{tag}", a.name),
-                        &a.output,
-                    )
-                    .map_err(archive)?;
-                }
-            }
-            eprintln!("wrote {}", a.output.display());
-            Ok(())
-        }
-        Command::Verify(a) => {
-            netshoot_build::net::configure(a.timeout, Progress::detect(false));
-            let spec = netshoot_build::spec::Spec::load(&a.spec)?;
-            let compression = match a.compression {
-                CompressionArg::Gzip => Compression::Gzip { level: 6 },
-                CompressionArg::Zstd => Compression::Zstd { level: 3 },
-                CompressionArg::None => Compression::None,
-            };
-            let opts = build::BuildOptions {
-                spec: a.spec,
-                out: PathBuf::new(),
-                platforms: a
-                    .platform
-                    .iter()
-                    .map(|p| parse_platform(p))
-                    .collect::<Result<Vec<_>>>()?,
-                tags: Vec::new(),
-                cache: a.cache,
-                compression,
-                source_date_epoch: build::source_date_epoch_from_env()?,
-                threads: std::thread::available_parallelism().map_or(1, |n| n.get()),
-                quiet: true,
-                progress: Progress::quiet(),
-                mirrors: netshoot_build::apt::MirrorConfig::from_flags(&a.mirror)?,
-                locked: true,
-                max_layers: a.layers,
-                variant: a.variant.clone(),
-                profiles: a.profile,
-                labels: a.label,
-            };
-            let suffix = a
-                .variant
-                .as_ref()
-                .and_then(|v| spec.variant.get(v))
-                .map(|v| v.tag_suffix.clone())
-                .unwrap_or_default();
-            let tag = a
-                .tag
-                .unwrap_or_else(|| format!("{}{suffix}", spec.image.tag));
-            let line = netshoot_build::verify::verify(&opts, &a.layout, &tag)?;
-            println!("{line}");
-            Ok(())
-        }
+        Command::Build(a) => build_cmd(a),
+        Command::Export(a) if a.static_bundle => bundle_cmd(a),
+        Command::Export(a) => export_cmd(a),
+        Command::Verify(a) => verify_cmd(a),
         Command::Cache(CacheCommand::Prune { cache, keep_days }) => {
-            let c = netshoot_build::cache::Cache::open(cache.as_deref())?;
-            let r = c.prune(std::time::Duration::from_secs(keep_days * 86400))?;
-            println!(
-                "pruned {} entries ({}) from {}",
-                r.removed,
-                inspect::human(r.bytes),
-                c.root().display()
-            );
-            Ok(())
+            cache_prune_cmd(cache, keep_days)
         }
-        Command::Cache(CacheCommand::Verify { cache, json }) => {
-            let c = netshoot_build::cache::Cache::open(cache.as_deref())?;
-            let r = c.verify_all()?;
-            if json {
-                println!("{}", serde_json::to_string_pretty(&r)?);
-            } else {
-                for (path, why) in &r.removed {
-                    println!("removed {path}: {why}");
-                }
-                println!(
-                    "checked {} objects ({}) in {}: {} damaged, removed",
-                    r.checked,
-                    inspect::human(r.bytes),
-                    c.root().display(),
-                    r.removed.len()
-                );
-            }
-            Ok(())
-        }
+        Command::Cache(CacheCommand::Verify { cache, json }) => cache_verify_cmd(cache, json),
         Command::Push(a) => netshoot_build::push::run_push(a),
-        Command::Sbom(a) => {
-            let platform = a.platform.as_deref().map(parse_platform).transpose()?;
-            let format = match a.format {
-                SbomFormatArg::Spdx => netshoot_build::attach::SbomFormat::Spdx,
-                SbomFormatArg::Cyclonedx => netshoot_build::attach::SbomFormat::CycloneDx,
-            };
-            let doc = netshoot_build::attach::read_sbom(
-                &a.layout,
-                a.tag.as_deref(),
-                platform.as_ref(),
-                format,
-            )?;
-            use std::io::Write;
-            std::io::stdout().write_all(&doc)?;
-            Ok(())
-        }
+        Command::Sbom(a) => sbom_cmd(a),
         Command::Pull(a) => netshoot_build::push::run_pull(a),
-        Command::Lock(a) => {
-            let spec = netshoot_build::spec::Spec::load(&a.spec)?;
-            let mirrors = netshoot_build::apt::MirrorConfig::from_flags(&a.mirror)?;
-            let progress = Progress::detect(a.quiet);
-            netshoot_build::net::configure(a.timeout, progress.clone());
-            let log = |m: String| progress.step(m);
-            let cache = netshoot_build::cache::Cache::open(a.cache.as_deref())?
-                .with_progress(progress.clone());
-            build::lock(&spec, &mirrors, &a.profile, &cache, &log)?;
-            Ok(())
-        }
-        Command::Completions(a) => {
-            let mut cmd = Cli::command();
-            clap_complete::generate(a.shell, &mut cmd, "netshoot-build", &mut std::io::stdout());
-            Ok(())
-        }
+        Command::Lock(a) => lock_cmd(a),
+        Command::Completions(a) => completions_cmd(a),
         Command::Man(a) => man(a.out.as_deref()),
-        Command::Inspect(a) => {
-            let r = inspect::inspect(&a.layout, a.tag.as_deref(), a.sizes)?;
-            if a.json {
-                println!("{}", serde_json::to_string_pretty(&r)?);
-            } else {
-                inspect::print_text(&r);
-            }
-            Ok(())
+        Command::Inspect(a) => inspect_cmd(a),
+    }
+}
+
+/// `build`: the pipeline, then the index digest (or `--json`) on stdout.
+fn build_cmd(a: BuildArgs) -> Result<()> {
+    let progress = Progress::detect(a.quiet);
+    netshoot_build::net::configure(a.timeout, progress.clone());
+    let compression = match a.compression {
+        CompressionArg::Gzip => Compression::Gzip {
+            level: a.level.unwrap_or(6).clamp(0, 9) as u32,
+        },
+        CompressionArg::Zstd => Compression::Zstd {
+            level: a.level.unwrap_or(3).clamp(1, 22),
+        },
+        CompressionArg::None => Compression::None,
+    };
+    let platforms = a
+        .platform
+        .iter()
+        .map(|p| parse_platform(p))
+        .collect::<Result<Vec<_>>>()?;
+    let opts = build::BuildOptions {
+        spec: a.spec,
+        out: a.out,
+        platforms,
+        tags: a.tag,
+        cache: a.cache,
+        compression,
+        source_date_epoch: build::source_date_epoch_from_env()?,
+        threads: a
+            .jobs
+            .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get())),
+        quiet: a.quiet,
+        progress,
+        mirrors: netshoot_build::apt::MirrorConfig::from_flags(&a.mirror)?,
+        locked: a.locked,
+        max_layers: a.layers,
+        variant: a.variant,
+        profiles: a.profile,
+        labels: a.label,
+    };
+    let r = build::build(&opts)?;
+    if a.json {
+        let v = serde_json::json!({
+            "layout": r.out,
+            "index": r.index.digest.to_string(),
+            "tags": r.tags,
+            "images": r.images.iter().map(|i| serde_json::json!({
+                "platform": i.platform.to_string(),
+                "manifest": i.manifest.digest.to_string(),
+                "layers": i.layers.iter().map(|l| serde_json::json!({
+                    "name": l.name, "digest": l.blob.digest.to_string(),
+                    "size": l.blob.size, "diff_id": l.diff_id.to_string(),
+                    "uncompressed_size": l.uncompressed_size,
+                })).collect::<Vec<_>>(),
+            })).collect::<Vec<_>>(),
+        });
+        println!("{}", serde_json::to_string_pretty(&v)?);
+    } else {
+        println!("{}", r.index.digest);
+    }
+    Ok(())
+}
+
+/// `export --static-bundle`: the static programs of one platform as a tarball.
+fn bundle_cmd(a: ExportArgs) -> Result<()> {
+    let progress = Progress::detect(a.quiet);
+    netshoot_build::net::configure(a.timeout, progress.clone());
+    let platform = parse_platform(a.platform.as_deref().unwrap_or_default())?;
+    netshoot_build::toolbox::export_bundle(&netshoot_build::toolbox::BundleOptions {
+        spec: a.spec,
+        platform,
+        output: a.output,
+        cache: a.cache,
+        mirrors: netshoot_build::apt::MirrorConfig::from_flags(&a.mirror)?,
+        locked: a.locked,
+        source_date_epoch: build::source_date_epoch_from_env()?,
+        progress,
+    })
+}
+
+/// `export`: a layout as an oci or docker archive.
+fn export_cmd(a: ExportArgs) -> Result<()> {
+    use netshoot_build::error::{archive, layout as layout_err};
+    let layout = OciLayout::open(&a.layout).map_err(layout_err)?;
+    match a.format {
+        ExportFormat::Oci => {
+            let tags: Vec<String> = a.tag.into_iter().collect();
+            image_layout::archive::write_oci_archive(&layout, &tags, &a.output).map_err(archive)?;
+        }
+        ExportFormat::Docker => {
+            let top = layout.resolve(a.tag.as_deref()).map_err(layout_err)?;
+            let tag = a.tag.clone().unwrap_or_else(|| {
+                top.annotations()
+                    .as_ref()
+                    .and_then(|x| x.get(image_layout::layout::REF_NAME).cloned())
+                    .unwrap_or_else(|| "latest".into())
+            });
+            let platform = match &a.platform {
+                Some(p) => parse_platform(p)?,
+                None => Platform::host(),
+            };
+            image_layout::archive::write_docker_archive(
+                &layout,
+                &top,
+                &platform,
+                &format!("{}:{tag}", a.name),
+                &a.output,
+            )
+            .map_err(archive)?;
         }
     }
+    eprintln!("wrote {}", a.output.display());
+    Ok(())
+}
+
+/// `verify`: the layout checked, then rebuilt from the lock and compared.
+fn verify_cmd(a: VerifyArgs) -> Result<()> {
+    netshoot_build::net::configure(a.timeout, Progress::detect(false));
+    let spec = netshoot_build::spec::Spec::load(&a.spec)?;
+    let compression = match a.compression {
+        CompressionArg::Gzip => Compression::Gzip { level: 6 },
+        CompressionArg::Zstd => Compression::Zstd { level: 3 },
+        CompressionArg::None => Compression::None,
+    };
+    let opts = build::BuildOptions {
+        spec: a.spec,
+        out: PathBuf::new(),
+        platforms: a
+            .platform
+            .iter()
+            .map(|p| parse_platform(p))
+            .collect::<Result<Vec<_>>>()?,
+        tags: Vec::new(),
+        cache: a.cache,
+        compression,
+        source_date_epoch: build::source_date_epoch_from_env()?,
+        threads: std::thread::available_parallelism().map_or(1, |n| n.get()),
+        quiet: true,
+        progress: Progress::quiet(),
+        mirrors: netshoot_build::apt::MirrorConfig::from_flags(&a.mirror)?,
+        locked: true,
+        max_layers: a.layers,
+        variant: a.variant.clone(),
+        profiles: a.profile,
+        labels: a.label,
+    };
+    let suffix = a
+        .variant
+        .as_ref()
+        .and_then(|v| spec.variant.get(v))
+        .map(|v| v.tag_suffix.clone())
+        .unwrap_or_default();
+    let tag = a
+        .tag
+        .unwrap_or_else(|| format!("{}{suffix}", spec.image.tag));
+    let line = netshoot_build::verify::verify(&opts, &a.layout, &tag)?;
+    println!("{line}");
+    Ok(())
+}
+
+/// `cache prune`: entries unused for `keep_days` removed.
+fn cache_prune_cmd(cache: Option<PathBuf>, keep_days: u64) -> Result<()> {
+    let c = netshoot_build::cache::Cache::open(cache.as_deref())?;
+    let r = c.prune(std::time::Duration::from_secs(keep_days * 86400))?;
+    println!(
+        "pruned {} entries ({}) from {}",
+        r.removed,
+        inspect::human(r.bytes),
+        c.root().display()
+    );
+    Ok(())
+}
+
+/// `cache verify`: every object re-hashed, the damaged removed.
+fn cache_verify_cmd(cache: Option<PathBuf>, json: bool) -> Result<()> {
+    let c = netshoot_build::cache::Cache::open(cache.as_deref())?;
+    let r = c.verify_all()?;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&r)?);
+    } else {
+        for (path, why) in &r.removed {
+            println!("removed {path}: {why}");
+        }
+        println!(
+            "checked {} objects ({}) in {}: {} damaged, removed",
+            r.checked,
+            inspect::human(r.bytes),
+            c.root().display(),
+            r.removed.len()
+        );
+    }
+    Ok(())
+}
+
+/// `sbom`: one platform's SBOM on stdout.
+fn sbom_cmd(a: SbomArgs) -> Result<()> {
+    let platform = a.platform.as_deref().map(parse_platform).transpose()?;
+    let format = match a.format {
+        SbomFormatArg::Spdx => netshoot_build::attach::SbomFormat::Spdx,
+        SbomFormatArg::Cyclonedx => netshoot_build::attach::SbomFormat::CycloneDx,
+    };
+    let doc =
+        netshoot_build::attach::read_sbom(&a.layout, a.tag.as_deref(), platform.as_ref(), format)?;
+    use std::io::Write;
+    std::io::stdout().write_all(&doc)?;
+    Ok(())
+}
+
+/// `lock`: the spec resolved into its lockfile.
+fn lock_cmd(a: LockArgs) -> Result<()> {
+    let spec = netshoot_build::spec::Spec::load(&a.spec)?;
+    let mirrors = netshoot_build::apt::MirrorConfig::from_flags(&a.mirror)?;
+    let progress = Progress::detect(a.quiet);
+    netshoot_build::net::configure(a.timeout, progress.clone());
+    let log = |m: String| progress.step(m);
+    let cache =
+        netshoot_build::cache::Cache::open(a.cache.as_deref())?.with_progress(progress.clone());
+    build::lock(&spec, &mirrors, &a.profile, &cache, &log)?;
+    Ok(())
+}
+
+/// `completions`: a shell completion script on stdout.
+fn completions_cmd(a: CompletionsArgs) -> Result<()> {
+    let mut cmd = Cli::command();
+    clap_complete::generate(a.shell, &mut cmd, "netshoot-build", &mut std::io::stdout());
+    Ok(())
+}
+
+/// `inspect`: each platform's layers and config.
+fn inspect_cmd(a: InspectArgs) -> Result<()> {
+    let r = inspect::inspect(&a.layout, a.tag.as_deref(), a.sizes)?;
+    if a.json {
+        println!("{}", serde_json::to_string_pretty(&r)?);
+    } else {
+        inspect::print_text(&r);
+    }
+    Ok(())
 }
 
 /// `netshoot-build man`: the main page on stdout, or every page into `out`.

@@ -381,103 +381,101 @@ impl Cache {
             cache: self.root.clone(),
             ..Default::default()
         };
-        let names = |dir: &Path| -> Vec<PathBuf> {
-            let mut v: Vec<PathBuf> = std::fs::read_dir(dir)
-                .map(|rd| rd.flatten().map(|e| e.path()).collect())
-                .unwrap_or_default();
-            v.retain(|p| {
-                !p.file_name()
-                    .is_some_and(|n| n.to_string_lossy().starts_with('.'))
-            });
-            v.sort();
-            v
-        };
-        let hex_name = |p: &Path| {
-            p.file_name()
-                .map(|n| n.to_string_lossy().to_string())
-                .filter(|n| n.len() == 64 && n.bytes().all(|b| b.is_ascii_hexdigit()))
-        };
-        // One object: `files` with the digests they must have.
-        let check = |obj: &Path, files: Vec<(PathBuf, String)>, r: &mut VerifyReport| {
-            r.checked += 1;
-            let mut bad = None;
-            for (f, want) in &files {
-                r.bytes += std::fs::metadata(f).map(|m| m.len()).unwrap_or(0);
-                match crate::store::sha256_file(f) {
-                    Ok(got) if &got == want => self.stamps.record(f, want),
-                    Ok(got) => {
-                        bad = Some(format!("{} has sha256 {got}, expected {want}", f.display()))
-                    }
-                    Err(e) => bad = Some(format!("{}: {e}", f.display())),
-                }
-                if bad.is_some() {
-                    break;
-                }
+        for area in ["blobs/sha256", "layers/blobs"] {
+            for p in entries(&self.root.join(area)) {
+                let files = hex_name(&p)
+                    .map(|h| vec![(p.clone(), h)])
+                    .unwrap_or_default();
+                self.check_object(&p, files, &mut r);
             }
-            if files.is_empty() {
-                bad = Some("records no digests".into());
-            }
-            if let Some(why) = bad {
-                for (f, _) in &files {
-                    self.stamps.forget(f);
-                }
-                let _ = if obj.is_dir() {
-                    std::fs::remove_dir_all(obj)
+        }
+        self.drop_orphan_layer_records(&mut r);
+        for area in ["payloads/payload-v2", "crates"] {
+            for p in entries(&self.root.join(area))
+                .into_iter()
+                .filter(|p| p.is_dir())
+            {
+                let list = if area == "crates" {
+                    "bins.list"
                 } else {
-                    std::fs::remove_file(obj)
+                    "digests"
                 };
-                r.removed.push((obj.display().to_string(), why));
+                let files = std::fs::read_to_string(p.join(list))
+                    .unwrap_or_default()
+                    .lines()
+                    .filter_map(|l| l.split_once(' '))
+                    .map(|(f, d)| (p.join(f), d.to_string()))
+                    .collect();
+                self.check_object(&p, files, &mut r);
             }
-        };
-        for p in names(&self.root.join("blobs/sha256")) {
-            match hex_name(&p) {
-                Some(h) => check(&p.clone(), vec![(p, h)], &mut r),
-                None => check(&p, Vec::new(), &mut r),
-            }
-        }
-        for p in names(&self.root.join("layers/blobs")) {
-            match hex_name(&p) {
-                Some(h) => check(&p.clone(), vec![(p, h)], &mut r),
-                None => check(&p, Vec::new(), &mut r),
-            }
-        }
-        // A layer record whose blob is gone is useless: drop it too.
-        for p in names(&self.root.join("layers")) {
-            if p.extension().is_some_and(|e| e == "json") {
-                let blob = std::fs::read(&p)
-                    .ok()
-                    .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok())
-                    .and_then(|v| v["digest"].as_str().map(str::to_string))
-                    .and_then(|d| d.strip_prefix("sha256:").map(str::to_string));
-                let ok = blob.is_some_and(|h| self.root.join("layers/blobs").join(h).is_file());
-                if !ok {
-                    let _ = std::fs::remove_file(&p);
-                    r.removed
-                        .push((p.display().to_string(), "names no intact layer".into()));
-                }
-            }
-        }
-        for p in names(&self.root.join("payloads/payload-v2")) {
-            let files = std::fs::read_to_string(p.join("digests"))
-                .unwrap_or_default()
-                .lines()
-                .filter_map(|l| l.split_once(' '))
-                .map(|(f, d)| (p.join(f), d.to_string()))
-                .collect();
-            check(&p, files, &mut r);
-        }
-        for p in names(&self.root.join("crates")) {
-            if !p.is_dir() {
-                continue;
-            }
-            let files = std::fs::read_to_string(p.join("bins.list"))
-                .unwrap_or_default()
-                .lines()
-                .filter_map(|l| l.split_once(' '))
-                .map(|(f, d)| (p.join(f), d.to_string()))
-                .collect();
-            check(&p, files, &mut r);
         }
         Ok(r)
     }
+
+    /// Hashes the `files` of one object (a blob, or a folder recording its
+    /// files' digests); removes the object when one does not match.
+    fn check_object(&self, obj: &Path, files: Vec<(PathBuf, String)>, r: &mut VerifyReport) {
+        r.checked += 1;
+        let mut bad = files.is_empty().then(|| "records no digests".to_string());
+        for (f, want) in &files {
+            r.bytes += std::fs::metadata(f).map(|m| m.len()).unwrap_or(0);
+            match crate::store::sha256_file(f) {
+                Ok(got) if &got == want => self.stamps.record(f, want),
+                Ok(got) => bad = Some(format!("{} has sha256 {got}, expected {want}", f.display())),
+                Err(e) => bad = Some(format!("{}: {e}", f.display())),
+            }
+            if bad.is_some() {
+                break;
+            }
+        }
+        let Some(why) = bad else { return };
+        for (f, _) in &files {
+            self.stamps.forget(f);
+        }
+        let _ = if obj.is_dir() {
+            std::fs::remove_dir_all(obj)
+        } else {
+            std::fs::remove_file(obj)
+        };
+        r.removed.push((obj.display().to_string(), why));
+    }
+
+    /// A layer record whose blob is gone is useless: drops it too.
+    fn drop_orphan_layer_records(&self, r: &mut VerifyReport) {
+        for p in entries(&self.root.join("layers")) {
+            if p.extension().is_none_or(|e| e != "json") {
+                continue;
+            }
+            let blob = std::fs::read(&p)
+                .ok()
+                .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok())
+                .and_then(|v| v["digest"].as_str().map(str::to_string))
+                .and_then(|d| d.strip_prefix("sha256:").map(str::to_string));
+            if !blob.is_some_and(|h| self.root.join("layers/blobs").join(h).is_file()) {
+                let _ = std::fs::remove_file(&p);
+                r.removed
+                    .push((p.display().to_string(), "names no intact layer".into()));
+            }
+        }
+    }
+}
+
+/// The entries of `dir`, sorted, without dot files (temporaries).
+fn entries(dir: &Path) -> Vec<PathBuf> {
+    let mut v: Vec<PathBuf> = std::fs::read_dir(dir)
+        .map(|rd| rd.flatten().map(|e| e.path()).collect())
+        .unwrap_or_default();
+    v.retain(|p| {
+        !p.file_name()
+            .is_some_and(|n| n.to_string_lossy().starts_with('.'))
+    });
+    v.sort();
+    v
+}
+
+/// The file name of `p` when it is 64 hex digits (a digest).
+fn hex_name(p: &Path) -> Option<String> {
+    p.file_name()
+        .map(|n| n.to_string_lossy().to_string())
+        .filter(|n| n.len() == 64 && n.bytes().all(|b| b.is_ascii_hexdigit()))
 }

@@ -481,7 +481,7 @@ fn extract_payload(
     std::fs::create_dir_all(dir.parent().unwrap_or(dir))?;
     let tmp = tempfile::Builder::new()
         .prefix(".tmp-")
-        .tempdir_in(dir.parent().unwrap_or(&dir))?;
+        .tempdir_in(dir.parent().unwrap_or(dir))?;
     let tar_path = tmp.path().join("data.tar");
     let mut out = image_layout::HashingWriter::new(std::io::BufWriter::new(std::fs::File::create(
         &tar_path,
@@ -751,6 +751,9 @@ fn signed_packages(
     Ok(got.packages)
 }
 
+/// The packages of a signed index by (name, version, architecture).
+type SignedPackages = HashMap<(String, String, String), debian::packages::Package>;
+
 /// Checks every locked package of a platform against the signed indexes:
 /// an entry must be listed there with the same file, size and sha256,
 /// so an edited lock cannot point a name at another (validly signed)
@@ -779,10 +782,7 @@ pub fn check_lock(
     if marker.is_file() {
         return Ok(());
     }
-    let mut listed: HashMap<
-        (String, String),
-        HashMap<(String, String, String), debian::packages::Package>,
-    > = HashMap::new();
+    let mut listed: HashMap<(String, String), SignedPackages> = HashMap::new();
     for idx in &lock.indexes {
         let pkgs = signed_packages(spec, apt, mirrors, &lock.arch, idx, cache)?;
         let m = listed

@@ -254,6 +254,9 @@ fn write_images(
     })
 }
 
+/// Named trees, one per layer, bottom first.
+type Layered = Vec<(String, Tree)>;
+
 /// One platform's contributions as layers and SBOM packages: the package
 /// manager's tree is the base (with the spec's folders and the variant
 /// applied), the other sources' files go on top in source order.
@@ -261,7 +264,7 @@ fn assemble(
     recipe: &Recipe,
     parts: Vec<Contribution>,
     epoch: u64,
-) -> Result<(Vec<(String, Tree)>, Vec<crate::sbom::SbomPackage>)> {
+) -> Result<(Layered, Vec<crate::sbom::SbomPackage>)> {
     let mut base = Tree::new();
     let mut owners: Option<Owners> = None;
     let mut extra: Vec<Tree> = Vec::new();

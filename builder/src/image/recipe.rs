@@ -106,7 +106,7 @@ impl Recipe {
         // The spec's tag is the toolset's version; --tag only names the
         // image (a second tag for the same build gives the same bytes).
         let version = spec.image.tag.clone();
-        spec.image.labels = image_labels(&spec, &version, &opts.labels, opts.source_date_epoch)?;
+        spec.image.labels = image_labels(&spec, &version, opts.labels, opts.source_date_epoch)?;
         let sbom_version = spec
             .image
             .labels
@@ -143,7 +143,7 @@ impl Recipe {
             )));
         }
         let version = spec.image.tag.clone();
-        spec.image.labels = image_labels(&spec, &version, &opts.labels, opts.source_date_epoch)?;
+        spec.image.labels = image_labels(&spec, &version, opts.labels, opts.source_date_epoch)?;
         spec.image.labels.insert(
             "org.opencontainers.image.title".into(),
             format!("{}-static", spec.image.name),

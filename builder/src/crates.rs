@@ -22,7 +22,7 @@
 use crate::elf::check_static;
 use crate::error::{bad_input, network, verification, Result};
 use image_layout::Platform;
-use serde::{Deserialize, Serialize};
+
 use sha2::{Digest as _, Sha256};
 use std::collections::{BTreeSet, HashMap};
 use std::ffi::OsString;
@@ -32,86 +32,10 @@ use std::process::{Command, Stdio};
 
 /// Bumped whenever the flags or the environment of a build change, so that
 /// binaries cached by an older recipe are never reused.
+pub use crate::lockfile::{CrateLock, LockedDep};
+pub use crate::spec::CrateSpec;
+
 const RECIPE: &str = "netshoot-build cargo recipe 2";
-
-/// One `[[cargo]]` entry of the spec: a crate whose binaries go into the
-/// image.
-#[derive(Clone, Debug, Deserialize, Serialize, PartialEq, Eq)]
-#[serde(deny_unknown_fields)]
-pub struct CrateSpec {
-    /// The crate's (package's) name.
-    pub name: String,
-    /// The exact version (`"0.13.0"` or `"=0.13.0"`); required for a crate
-    /// from the registry, optional for a `path` crate (then it must match).
-    #[serde(default)]
-    pub version: Option<String>,
-    /// A local crate folder, relative to the spec's folder, used instead of
-    /// the registry (tests, in-repo tools). It must be its own workspace.
-    #[serde(default)]
-    pub path: Option<PathBuf>,
-    /// Cargo features to enable.
-    #[serde(default)]
-    pub features: Vec<String>,
-    /// Builds without the crate's default features.
-    #[serde(default, alias = "no-default-features")]
-    pub no_default_features: bool,
-    /// The binaries to install; all binaries of the crate when empty.
-    #[serde(default)]
-    pub bins: Vec<String>,
-    /// The folder in the image the binaries go to.
-    #[serde(default = "default_dest")]
-    pub dest: String,
-    /// Platforms this crate is not built for (it does not support them).
-    #[serde(default)]
-    pub skip_platforms: Vec<String>,
-    /// A profile the crate belongs to: locked always, built only when the
-    /// build names the profile (`--profile full`).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub profile: Option<String>,
-}
-
-fn default_dest() -> String {
-    "/usr/local/bin".to_string()
-}
-
-/// What locking pinned for one crate; stored in the lockfile.
-#[derive(Clone, Debug, Deserialize, Serialize, PartialEq, Eq)]
-#[serde(deny_unknown_fields)]
-pub struct CrateLock {
-    /// The crate's name.
-    pub name: String,
-    /// Its exact version.
-    pub version: String,
-    /// sha256 (hex) of the `.crate` as the registry index records it; for a
-    /// `path` crate, the sha256 of its source tree (see [`tree_digest`]).
-    pub checksum: String,
-    /// sha256 (hex) of [`CrateLock::lockfile`].
-    pub lock_sha256: String,
-    /// The `Cargo.lock` text the crate is built with.
-    pub lockfile: String,
-    /// Every package of that `Cargo.lock`, for the SBOM and for review.
-    pub packages: Vec<LockedDep>,
-}
-
-/// One package of a crate's `Cargo.lock`.
-#[derive(Clone, Debug, Deserialize, Serialize, PartialEq, Eq)]
-#[serde(deny_unknown_fields)]
-pub struct LockedDep {
-    /// Package name.
-    pub name: String,
-    /// Exact version.
-    pub version: String,
-    /// The `.crate` sha256; absent for the crate itself and git sources.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub checksum: Option<String>,
-    /// The package's declared license (its manifest's `license`), for the SBOM.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub license: Option<String>,
-    /// The musl targets whose build uses the package (host-side build
-    /// dependencies included); empty in locks made before this was recorded.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub targets: Vec<String>,
-}
 
 /// Every musl target a platform of a spec can map to.
 const MUSL_TRIPLES: [&str; 8] = [
@@ -169,88 +93,6 @@ pub struct BuiltBinary {
     pub path: PathBuf,
     /// Its absolute path in the image (`dest` + `/` + `name`).
     pub dest: String,
-}
-
-impl CrateSpec {
-    /// The pinned version without a leading `=`, if any.
-    pub fn exact_version(&self) -> Option<&str> {
-        self.version
-            .as_deref()
-            .map(|v| v.trim().trim_start_matches('='))
-    }
-
-    /// Whether the spec asks not to build this crate for `platform`.
-    /// Whether the crate is part of a build with these profiles.
-    pub fn active(&self, profiles: &[String]) -> bool {
-        self.profile.as_ref().is_none_or(|p| profiles.contains(p))
-    }
-
-    pub fn skips(&self, platform: &Platform) -> bool {
-        self.skip_platforms
-            .iter()
-            .any(|s| s.parse::<Platform>().is_ok_and(|p| &p == platform))
-    }
-
-    /// Checks the entry on its own (names, version, paths); the error names
-    /// the crate and the field.
-    pub fn check(&self) -> Result<()> {
-        let who = format!("cargo crate {:?}", self.name);
-        if self.name.is_empty()
-            || !self
-                .name
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
-        {
-            return Err(bad_input(format!(
-                "{who}: name must be a crate name (letters, digits, - and _)"
-            )));
-        }
-        match (self.exact_version(), &self.path) {
-            (None, None) => {
-                return Err(bad_input(format!(
-                    "{who}: needs an exact `version` (or a local `path`)"
-                )))
-            }
-            (Some(v), _) if !is_exact_version(v) => {
-                return Err(bad_input(format!(
-                    "{who}: version {v:?} must be one exact version like \"1.2.3\""
-                )))
-            }
-            _ => {}
-        }
-        if let Some(p) = &self.path {
-            if p.is_absolute() {
-                return Err(bad_input(format!(
-                    "{who}: path {} must be relative to the spec's folder",
-                    p.display()
-                )));
-            }
-        }
-        if !self.dest.starts_with('/') {
-            return Err(bad_input(format!(
-                "{who}: dest {:?} must be an absolute folder in the image",
-                self.dest
-            )));
-        }
-        for f in self.features.iter().chain(&self.bins) {
-            if f.is_empty() || f.contains(|c: char| c.is_whitespace() || c == ',') {
-                return Err(bad_input(format!(
-                    "{who}: feature or bin name {f:?} is not a single name"
-                )));
-            }
-        }
-        for s in &self.skip_platforms {
-            s.parse::<Platform>()
-                .map_err(|e| bad_input(format!("{who}: skip_platforms: {e}")))?;
-        }
-        Ok(())
-    }
-}
-
-/// `1.2.3`, `1.2.3-rc.1`, `1.2.3+build`: what a `=` requirement pins (a
-/// SemVer version, as cargo reads it; `1.2` or `^1` are ranges).
-fn is_exact_version(v: &str) -> bool {
-    semver::Version::parse(v).is_ok()
 }
 
 /// The Rust target triple for an image platform: always a musl target, so
@@ -1682,7 +1524,7 @@ mod tests {
             "1.2.3+build",
             "10.20.30",
         ] {
-            assert!(is_exact_version(v), "{v}");
+            assert!(crate::spec::is_exact_version(v), "{v}");
         }
         // `=1.2.3` is accepted by the spec, which strips the `=` first.
         let pinned = spec("name = \"x\"\nversion = \"=1.2.3\"\n").unwrap();
@@ -1692,12 +1534,12 @@ mod tests {
             "", "=1.2.3", "1.2", "1", "^1", "~1.2.3", "*", "1.2.3.4", "v1.2.3", " 1.2.3", "1.x.3",
             ">=1.2.3",
         ] {
-            assert!(!is_exact_version(v), "{v}");
+            assert!(!crate::spec::is_exact_version(v), "{v}");
         }
         // Not versions to cargo either (so they failed later before): now
         // refused up front.
         for v in ["01.2.3", "1.2.3-", "1.2.3+", "1.2.3-a b"] {
-            assert!(!is_exact_version(v), "{v}");
+            assert!(!crate::spec::is_exact_version(v), "{v}");
         }
     }
 

@@ -24,7 +24,7 @@ pub struct Lockfile {
     pub apt: BTreeMap<String, AptLock>,
     /// Compiled crates by name (their own lock data).
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
-    pub crates: BTreeMap<String, serde_json::Value>,
+    pub crates: BTreeMap<String, CrateLock>,
     /// `url` downloads whose spec gives no sha256: name → platform → pin,
     /// recorded on first download (as go.sum does) and verified after.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
@@ -184,4 +184,43 @@ pub struct LockedSourceFile {
     pub sha256: String,
     /// Size.
     pub size: u64,
+}
+
+/// What locking pinned for one crate; stored in the lockfile.
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct CrateLock {
+    /// The crate's name.
+    pub name: String,
+    /// Its exact version.
+    pub version: String,
+    /// sha256 (hex) of the `.crate` as the registry index records it; for a
+    /// `path` crate, the sha256 of its source tree (see `crates::tree_digest`).
+    pub checksum: String,
+    /// sha256 (hex) of [`CrateLock::lockfile`].
+    pub lock_sha256: String,
+    /// The `Cargo.lock` text the crate is built with.
+    pub lockfile: String,
+    /// Every package of that `Cargo.lock`, for the SBOM and for review.
+    pub packages: Vec<LockedDep>,
+}
+
+/// One package of a crate's `Cargo.lock`.
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct LockedDep {
+    /// Package name.
+    pub name: String,
+    /// Exact version.
+    pub version: String,
+    /// The `.crate` sha256; absent for the crate itself and git sources.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub checksum: Option<String>,
+    /// The package's declared license (its manifest's `license`), for the SBOM.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub license: Option<String>,
+    /// The musl targets whose build uses the package (host-side build
+    /// dependencies included); empty in locks made before this was recorded.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub targets: Vec<String>,
 }

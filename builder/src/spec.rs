@@ -29,7 +29,7 @@ pub struct Spec {
     pub apt: Option<AptSpec>,
     /// Rust tools compiled from source, statically, per platform.
     #[serde(default)]
-    pub cargo: Vec<crate::crates::CrateSpec>,
+    pub cargo: Vec<CrateSpec>,
     /// Debian source packages compiled statically for the static toolbox.
     #[serde(default)]
     pub source: Vec<SourceSpec>,
@@ -793,6 +793,128 @@ pub fn build_order(spec: &Spec) -> Result<Vec<&SourceSpec>> {
         visit(s, &by_name, &mut state, &mut done, &mut Vec::new())?;
     }
     Ok(done)
+}
+
+/// One `[[cargo]]` entry of the spec: a crate whose binaries go into the
+/// image.
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct CrateSpec {
+    /// The crate's (package's) name.
+    pub name: String,
+    /// The exact version (`"0.13.0"` or `"=0.13.0"`); required for a crate
+    /// from the registry, optional for a `path` crate (then it must match).
+    #[serde(default)]
+    pub version: Option<String>,
+    /// A local crate folder, relative to the spec's folder, used instead of
+    /// the registry (tests, in-repo tools). It must be its own workspace.
+    #[serde(default)]
+    pub path: Option<PathBuf>,
+    /// Cargo features to enable.
+    #[serde(default)]
+    pub features: Vec<String>,
+    /// Builds without the crate's default features.
+    #[serde(default, alias = "no-default-features")]
+    pub no_default_features: bool,
+    /// The binaries to install; all binaries of the crate when empty.
+    #[serde(default)]
+    pub bins: Vec<String>,
+    /// The folder in the image the binaries go to.
+    #[serde(default = "default_dest")]
+    pub dest: String,
+    /// Platforms this crate is not built for (it does not support them).
+    #[serde(default)]
+    pub skip_platforms: Vec<String>,
+    /// A profile the crate belongs to: locked always, built only when the
+    /// build names the profile (`--profile full`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub profile: Option<String>,
+}
+
+fn default_dest() -> String {
+    "/usr/local/bin".to_string()
+}
+
+impl CrateSpec {
+    /// The pinned version without a leading `=`, if any.
+    pub fn exact_version(&self) -> Option<&str> {
+        self.version
+            .as_deref()
+            .map(|v| v.trim().trim_start_matches('='))
+    }
+
+    /// Whether the spec asks not to build this crate for `platform`.
+    /// Whether the crate is part of a build with these profiles.
+    pub fn active(&self, profiles: &[String]) -> bool {
+        self.profile.as_ref().is_none_or(|p| profiles.contains(p))
+    }
+
+    pub fn skips(&self, platform: &Platform) -> bool {
+        self.skip_platforms
+            .iter()
+            .any(|s| s.parse::<Platform>().is_ok_and(|p| &p == platform))
+    }
+
+    /// Checks the entry on its own (names, version, paths); the error names
+    /// the crate and the field.
+    pub fn check(&self) -> Result<()> {
+        let who = format!("cargo crate {:?}", self.name);
+        if self.name.is_empty()
+            || !self
+                .name
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+        {
+            return Err(bad_input(format!(
+                "{who}: name must be a crate name (letters, digits, - and _)"
+            )));
+        }
+        match (self.exact_version(), &self.path) {
+            (None, None) => {
+                return Err(bad_input(format!(
+                    "{who}: needs an exact `version` (or a local `path`)"
+                )))
+            }
+            (Some(v), _) if !is_exact_version(v) => {
+                return Err(bad_input(format!(
+                    "{who}: version {v:?} must be one exact version like \"1.2.3\""
+                )))
+            }
+            _ => {}
+        }
+        if let Some(p) = &self.path {
+            if p.is_absolute() {
+                return Err(bad_input(format!(
+                    "{who}: path {} must be relative to the spec's folder",
+                    p.display()
+                )));
+            }
+        }
+        if !self.dest.starts_with('/') {
+            return Err(bad_input(format!(
+                "{who}: dest {:?} must be an absolute folder in the image",
+                self.dest
+            )));
+        }
+        for f in self.features.iter().chain(&self.bins) {
+            if f.is_empty() || f.contains(|c: char| c.is_whitespace() || c == ',') {
+                return Err(bad_input(format!(
+                    "{who}: feature or bin name {f:?} is not a single name"
+                )));
+            }
+        }
+        for s in &self.skip_platforms {
+            s.parse::<Platform>()
+                .map_err(|e| bad_input(format!("{who}: skip_platforms: {e}")))?;
+        }
+        Ok(())
+    }
+}
+
+/// `1.2.3`, `1.2.3-rc.1`, `1.2.3+build`: what a `=` requirement pins (a
+/// SemVer version, as cargo reads it; `1.2` or `^1` are ranges).
+pub(crate) fn is_exact_version(v: &str) -> bool {
+    semver::Version::parse(v).is_ok()
 }
 
 #[cfg(test)]

@@ -182,7 +182,20 @@ fn lockfile_seed() -> Vec<u8> {
     );
     lock.crates.insert(
         "trippy".into(),
-        serde_json::json!({"version": "0.13.0", "checksum": SHA, "deps": [["a", "1.0", 2.5, null, true]]}),
+        netshoot_build::lockfile::CrateLock {
+            name: "trippy".into(),
+            version: "0.13.0".into(),
+            checksum: SHA.into(),
+            lock_sha256: SHA.into(),
+            lockfile: "version = 4\n".into(),
+            packages: vec![netshoot_build::lockfile::LockedDep {
+                name: "a".into(),
+                version: "1.0.0".into(),
+                checksum: Some(SHA.into()),
+                license: None,
+                targets: Vec::new(),
+            }],
+        },
     );
     lock.url.entry("x".into()).or_default().insert(
         "linux/amd64".into(),

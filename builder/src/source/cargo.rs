@@ -29,8 +29,7 @@ impl Source for Cargo {
         for c in &cx.spec.cargo {
             (cx.log)(format!("lock crate {}", c.name));
             let l = crate::crates::lock_crate(c, &cx.spec.base_dir(), work.path())?;
-            lock.crates
-                .insert(c.name.clone(), serde_json::to_value(&l)?);
+            lock.crates.insert(c.name.clone(), l);
         }
         Ok(())
     }
@@ -51,12 +50,7 @@ impl Source for Cargo {
                     c.name
                 ))
             })?;
-            let cl: CrateLock = serde_json::from_value(cl.clone()).map_err(|e| {
-                bad_input(format!(
-                    "lock entry for crate {:?}: {e}; run `netshoot-build lock`",
-                    c.name
-                ))
-            })?;
+            let cl = cl.clone();
             for (t, contribution) in targets.iter().zip(out.iter_mut()) {
                 let built = crate::crates::build_crate_with(
                     c,

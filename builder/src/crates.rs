@@ -394,9 +394,27 @@ pub fn lock_crate(spec: &CrateSpec, base_dir: &Path, work: &Path) -> Result<Crat
         .map_err(|e| bad_input(format!("{who}: Cargo.lock: {e}")))?;
     let mut packages =
         parse_lockfile(&lockfile).map_err(|e| bad_input(format!("{who}: Cargo.lock: {e}")))?;
-    // Licenses as each package's manifest declares them, recorded now so
-    // the SBOM depends on the lock alone.
-    let meta = cargo_metadata(&tc, &src.join("Cargo.toml"), &who, &["--locked"])?;
+    record_licenses(&tc, &src, &who, &mut packages)?;
+    record_targets(&tc, spec, &src, &who, &mut packages)?;
+    Ok(CrateLock {
+        name: spec.name.clone(),
+        version,
+        checksum,
+        lock_sha256: sha256_hex(lockfile.as_bytes()),
+        lockfile,
+        packages,
+    })
+}
+
+/// Licenses as each package's manifest declares them, recorded at lock
+/// time so the SBOM depends on the lock alone.
+fn record_licenses(
+    tc: &Toolchain,
+    src: &Path,
+    who: &str,
+    packages: &mut [LockedDep],
+) -> Result<()> {
+    let meta = cargo_metadata(tc, &src.join("Cargo.toml"), who, &["--locked"])?;
     let mut licenses: HashMap<(String, String), String> = HashMap::new();
     for p in meta["packages"].as_array().into_iter().flatten() {
         if let (Some(n), Some(v), Some(l)) = (
@@ -407,12 +425,22 @@ pub fn lock_crate(spec: &CrateSpec, base_dir: &Path, work: &Path) -> Result<Crat
             licenses.insert((n.to_string(), v.to_string()), l.to_string());
         }
     }
-    for p in &mut packages {
+    for p in packages {
         p.license = licenses.remove(&(p.name.clone(), p.version.clone()));
     }
-    // Which packages each musl target really builds (with the spec's
-    // features): a Cargo.lock also lists Windows and macOS dependencies,
-    // which an SBOM of a Linux image must not claim.
+    Ok(())
+}
+
+/// Which packages each musl target really builds (with the spec's
+/// features): a Cargo.lock also lists Windows and macOS dependencies,
+/// which an SBOM of a Linux image must not claim.
+fn record_targets(
+    tc: &Toolchain,
+    spec: &CrateSpec,
+    src: &Path,
+    who: &str,
+    packages: &mut [LockedDep],
+) -> Result<()> {
     for triple in MUSL_TRIPLES {
         let features = spec.features.join(",");
         let mut args = vec!["--locked", "--filter-platform", triple];
@@ -422,22 +450,15 @@ pub fn lock_crate(spec: &CrateSpec, base_dir: &Path, work: &Path) -> Result<Crat
         if !features.is_empty() {
             args.extend(["--features", &features]);
         }
-        let meta = cargo_metadata(&tc, &src.join("Cargo.toml"), &who, &args)?;
+        let meta = cargo_metadata(tc, &src.join("Cargo.toml"), who, &args)?;
         let used = reachable_packages(&meta);
-        for p in &mut packages {
+        for p in packages.iter_mut() {
             if used.contains(&(p.name.clone(), p.version.clone())) {
                 p.targets.push(triple.to_string());
             }
         }
     }
-    Ok(CrateLock {
-        name: spec.name.clone(),
-        version,
-        checksum,
-        lock_sha256: sha256_hex(lockfile.as_bytes()),
-        lockfile,
-        packages,
-    })
+    Ok(())
 }
 
 /// Compiles the crate pinned by `lock` for `platform` and returns its
@@ -496,17 +517,7 @@ pub fn build_crate_with(
     let target = target_info(platform)?;
     let triple = target.triple;
     let tc = Toolchain::find()?;
-    let cc = std::env::var(format!("CC_{}", triple.replace('-', "_")))
-        .unwrap_or_else(|_| target.cc.to_string());
-    let cc_version = match capture(Command::new(&cc).arg("--version")) {
-        Ok(v) => v.lines().next().unwrap_or_default().to_string(),
-        Err(_) => {
-            return Err(bad_input(format!(
-                "{who} for {platform}: the C compiler {cc} is missing: apt-get install {}",
-                target.package
-            )))
-        }
-    };
+    let (cc, cc_version) = c_compiler(&target, &who, platform)?;
     let cache_dir = std::path::absolute(cache_dir)
         .map_err(|e| bad_input(format!("cache {}: {e}", cache_dir.display())))?;
     // The compiler's name counts as well as its version: the musl wrapper
@@ -549,133 +560,26 @@ pub fn build_crate_with(
         return Ok(with_dest(bins, &spec.dest));
     }
     let build_root = src_parent.join(format!("{}-{triple}", lock.name));
-    remove_dir_if_exists(&build_root)?;
-    std::fs::create_dir_all(&build_root)
-        .map_err(|e| bad_input(format!("cache {}: {e}", build_root.display())))?;
-    let src = match &spec.path {
-        Some(rel) => {
-            let dst = build_root.join(format!("{}-{}", lock.name, lock.version));
-            copy_tree(&base_dir.join(rel), &dst)?;
-            dst
-        }
-        None => {
-            let file = crate_file(&tc, &lock.name, &lock.version, &lock.checksum, &build_root)?;
-            unpack_crate(&file, &lock.name, &lock.version, &build_root)?
-        }
-    };
-    // A crate that ships a Cargo.lock is built with exactly that lock; the
-    // recorded one must be it (only a hand-edited lockfile differs).
-    if let Ok(shipped) = std::fs::read_to_string(src.join("Cargo.lock")) {
-        if shipped != lock.lockfile {
-            return Err(verification(format!(
-                "{who}: the recorded Cargo.lock differs from the one the crate ships: \
-                 run `netshoot-build lock`"
-            )));
-        }
-    }
-    make_own_workspace(&src)?;
-    std::fs::write(src.join("Cargo.lock"), &lock.lockfile)
-        .map_err(|e| bad_input(format!("{}: {e}", src.display())))?;
+    let src = unpacked_source(spec, lock, base_dir, &tc, &build_root, &who)?;
 
     let target_dir = cache_dir.join("cargo-target").join(&lock.name);
     log(format!("cargo build {who} for {triple}"));
     let started = std::time::Instant::now();
-    let mut cmd = tc.cargo();
-    // From the folder above the crate, as `cargo install` does: a
-    // `.cargo/config.toml` shipped inside a crate does not steer the build.
-    cmd.current_dir(&build_root)
-        .args([
-            "build",
-            "--release",
-            "--locked",
-            "--message-format=json-render-diagnostics",
-        ])
-        .arg("--target")
-        .arg(triple)
-        .arg("--target-dir")
-        .arg(&target_dir)
-        .arg("--manifest-path")
-        .arg(src.join("Cargo.toml"));
-    if spec.no_default_features {
-        cmd.arg("--no-default-features");
-    }
-    if !spec.features.is_empty() {
-        cmd.arg("--features").arg(spec.features.join(","));
-    }
-    if spec.bins.is_empty() {
-        cmd.arg("--bins");
-    }
-    for b in &spec.bins {
-        cmd.arg("--bin").arg(b);
-    }
-    reproducible_env(
-        &mut cmd,
-        &target,
-        &cc,
-        &src,
-        &target_dir,
-        &lock.name,
-        &lock.version,
+    let job = CargoJob {
+        spec,
+        lock,
+        tc: &tc,
+        target: &target,
+        cc: &cc,
+        src: &src,
+        build_root: &build_root,
+        target_dir: &target_dir,
         source_date_epoch,
-    );
-    let spinner = progress.spinner("cargo");
-    spinner.set_message(format!("build {who} for {triple}"));
-    let out = cmd
-        .output()
-        .map_err(|e| bad_input(format!("cannot run {}: {e}", tc.cargo.display())))?;
-    drop(spinner);
-    if !out.status.success() {
-        return Err(cargo_failure(
-            &format!("{who} for {triple}"),
-            &String::from_utf8_lossy(&out.stderr),
-        ));
-    }
-    let produced = bin_artifacts(
-        &String::from_utf8_lossy(&out.stdout),
-        &src.join("Cargo.toml"),
-    );
-    if produced.is_empty() {
-        return Err(bad_input(format!(
-            "{who} for {triple}: the crate has no binaries"
-        )));
-    }
-    for (_, path) in &produced {
-        check_static(path, platform).map_err(|e| {
-            verification(format!(
-                "{who} for {triple}: {}",
-                crate::error::one_line(&e)
-            ))
-        })?;
-    }
+        who: &who,
+    };
+    let produced = job.run(platform, progress)?;
 
-    // Publish all binaries at once: a temporary folder renamed to the key,
-    // so a key folder is either complete or absent.
-    std::fs::create_dir_all(&crates_dir)
-        .map_err(|e| bad_input(format!("cache {}: {e}", crates_dir.display())))?;
-    let tmp = tempfile::Builder::new()
-        .prefix(".tmp-")
-        .tempdir_in(&crates_dir)
-        .map_err(|e| bad_input(format!("cache {}: {e}", crates_dir.display())))?;
-    let mut names = String::new();
-    for (name, path) in &produced {
-        let dst = tmp.path().join(name);
-        std::fs::copy(path, &dst)
-            .map_err(|e| bad_input(format!("cache {}: {e}", dst.display())))?;
-        set_mode(&dst, 0o755)?;
-        let digest = crate::store::sha256_file(&dst)
-            .map_err(|e| bad_input(format!("cache {}: {e}", dst.display())))?;
-        names.push_str(&format!("{name} {digest}\n"));
-    }
-    std::fs::write(tmp.path().join(BINS_FILE), names)
-        .map_err(|e| bad_input(format!("cache {}: {e}", tmp.path().display())))?;
-    let tmp = tmp.keep();
-    if let Err(e) = std::fs::rename(&tmp, &key_dir) {
-        let _ = std::fs::remove_dir_all(&tmp);
-        // Losing a race to an identical build is fine; anything else is not.
-        if cached_bins(&key_dir, log).is_none() {
-            return Err(bad_input(format!("cache {}: {e}", key_dir.display())));
-        }
-    }
+    publish(&crates_dir, &key_dir, &produced, log)?;
     log(format!(
         "built {who} for {triple} in {:.1}s",
         started.elapsed().as_secs_f64()
@@ -688,6 +592,201 @@ pub fn build_crate_with(
                 key_dir.display()
             ))
         })
+}
+
+/// The C compiler for `target` (`CC_<triple>` overrides it) and the
+/// first line of its `--version`; a missing one names its package.
+fn c_compiler(target: &TargetInfo, who: &str, platform: &Platform) -> Result<(String, String)> {
+    let cc = std::env::var(format!("CC_{}", target.triple.replace('-', "_")))
+        .unwrap_or_else(|_| target.cc.to_string());
+    match capture(Command::new(&cc).arg("--version")) {
+        Ok(v) => {
+            let version = v.lines().next().unwrap_or_default().to_string();
+            Ok((cc, version))
+        }
+        Err(_) => Err(bad_input(format!(
+            "{who} for {platform}: the C compiler {cc} is missing: apt-get install {}",
+            target.package
+        ))),
+    }
+}
+
+/// The crate's source in a fresh `build_root`: the spec's folder for a
+/// `path` crate, else the verified `.crate` unpacked, made its own
+/// workspace and given the recorded `Cargo.lock` (which must be the one
+/// a crate ships, if it ships one).
+fn unpacked_source(
+    spec: &CrateSpec,
+    lock: &CrateLock,
+    base_dir: &Path,
+    tc: &Toolchain,
+    build_root: &Path,
+    who: &str,
+) -> Result<PathBuf> {
+    remove_dir_if_exists(build_root)?;
+    std::fs::create_dir_all(build_root)
+        .map_err(|e| bad_input(format!("cache {}: {e}", build_root.display())))?;
+    let src = match &spec.path {
+        Some(rel) => {
+            let dst = build_root.join(format!("{}-{}", lock.name, lock.version));
+            copy_tree(&base_dir.join(rel), &dst)?;
+            dst
+        }
+        None => {
+            let file = crate_file(tc, &lock.name, &lock.version, &lock.checksum, build_root)?;
+            unpack_crate(&file, &lock.name, &lock.version, build_root)?
+        }
+    };
+    if let Ok(shipped) = std::fs::read_to_string(src.join("Cargo.lock")) {
+        if shipped != lock.lockfile {
+            return Err(verification(format!(
+                "{who}: the recorded Cargo.lock differs from the one the crate ships: \
+                 run `netshoot-build lock`"
+            )));
+        }
+    }
+    make_own_workspace(&src)?;
+    std::fs::write(src.join("Cargo.lock"), &lock.lockfile)
+        .map_err(|e| bad_input(format!("{}: {e}", src.display())))?;
+    Ok(src)
+}
+
+/// One `cargo build` of a crate for a target.
+struct CargoJob<'a> {
+    spec: &'a CrateSpec,
+    lock: &'a CrateLock,
+    tc: &'a Toolchain,
+    target: &'a TargetInfo,
+    cc: &'a str,
+    src: &'a Path,
+    build_root: &'a Path,
+    target_dir: &'a Path,
+    source_date_epoch: u64,
+    who: &'a str,
+}
+
+impl CargoJob<'_> {
+    /// Runs cargo (a spinner on `progress` meanwhile) and returns the
+    /// binaries it produced, each checked to be static for `platform`.
+    fn run(
+        &self,
+        platform: &Platform,
+        progress: &crate::progress::Progress,
+    ) -> Result<Vec<(String, PathBuf)>> {
+        let (who, triple) = (self.who, self.target.triple);
+        let mut cmd = self.command();
+        let spinner = progress.spinner("cargo");
+        spinner.set_message(format!("build {who} for {triple}"));
+        let out = cmd
+            .output()
+            .map_err(|e| bad_input(format!("cannot run {}: {e}", self.tc.cargo.display())))?;
+        drop(spinner);
+        if !out.status.success() {
+            return Err(cargo_failure(
+                &format!("{who} for {triple}"),
+                &String::from_utf8_lossy(&out.stderr),
+            ));
+        }
+        let produced = bin_artifacts(
+            &String::from_utf8_lossy(&out.stdout),
+            &self.src.join("Cargo.toml"),
+        );
+        if produced.is_empty() {
+            return Err(bad_input(format!(
+                "{who} for {triple}: the crate has no binaries"
+            )));
+        }
+        for (_, path) in &produced {
+            check_static(path, platform).map_err(|e| {
+                verification(format!(
+                    "{who} for {triple}: {}",
+                    crate::error::one_line(&e)
+                ))
+            })?;
+        }
+        Ok(produced)
+    }
+
+    /// The cargo command line, run from the folder above the crate as
+    /// `cargo install` does, so a `.cargo/config.toml` shipped inside a
+    /// crate does not steer the build.
+    fn command(&self) -> Command {
+        let (spec, lock) = (self.spec, self.lock);
+        let mut cmd = self.tc.cargo();
+        cmd.current_dir(self.build_root)
+            .args([
+                "build",
+                "--release",
+                "--locked",
+                "--message-format=json-render-diagnostics",
+            ])
+            .arg("--target")
+            .arg(self.target.triple)
+            .arg("--target-dir")
+            .arg(self.target_dir)
+            .arg("--manifest-path")
+            .arg(self.src.join("Cargo.toml"));
+        if spec.no_default_features {
+            cmd.arg("--no-default-features");
+        }
+        if !spec.features.is_empty() {
+            cmd.arg("--features").arg(spec.features.join(","));
+        }
+        if spec.bins.is_empty() {
+            cmd.arg("--bins");
+        }
+        for b in &spec.bins {
+            cmd.arg("--bin").arg(b);
+        }
+        reproducible_env(
+            &mut cmd,
+            self.target,
+            self.cc,
+            self.src,
+            self.target_dir,
+            &lock.name,
+            &lock.version,
+            self.source_date_epoch,
+        );
+        cmd
+    }
+}
+
+/// Publishes all binaries at once, each with its digest: a temporary
+/// folder renamed to `key_dir`, so a key folder is either complete or
+/// absent. Losing a race to an identical build is fine.
+fn publish(
+    crates_dir: &Path,
+    key_dir: &Path,
+    produced: &[(String, PathBuf)],
+    log: &dyn Fn(String),
+) -> Result<()> {
+    std::fs::create_dir_all(crates_dir)
+        .map_err(|e| bad_input(format!("cache {}: {e}", crates_dir.display())))?;
+    let tmp = tempfile::Builder::new()
+        .prefix(".tmp-")
+        .tempdir_in(crates_dir)
+        .map_err(|e| bad_input(format!("cache {}: {e}", crates_dir.display())))?;
+    let mut names = String::new();
+    for (name, path) in produced {
+        let dst = tmp.path().join(name);
+        std::fs::copy(path, &dst)
+            .map_err(|e| bad_input(format!("cache {}: {e}", dst.display())))?;
+        set_mode(&dst, 0o755)?;
+        let digest = crate::store::sha256_file(&dst)
+            .map_err(|e| bad_input(format!("cache {}: {e}", dst.display())))?;
+        names.push_str(&format!("{name} {digest}\n"));
+    }
+    std::fs::write(tmp.path().join(BINS_FILE), names)
+        .map_err(|e| bad_input(format!("cache {}: {e}", tmp.path().display())))?;
+    let tmp = tmp.keep();
+    if let Err(e) = std::fs::rename(&tmp, key_dir) {
+        let _ = std::fs::remove_dir_all(&tmp);
+        if cached_bins(key_dir, log).is_none() {
+            return Err(bad_input(format!("cache {}: {e}", key_dir.display())));
+        }
+    }
+    Ok(())
 }
 
 /// The file in a key folder listing its binaries; written last.

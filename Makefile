@@ -1,5 +1,5 @@
 # netshoot-build: `make image` builds the default image, `make test` runs
-# the tests. Both install what they need first (scripts/install-deps.sh).
+# the tests. Both install what they need first (tools/scripts/install-deps.sh).
 
 CARGO ?= cargo
 OUT ?= out/netshoot
@@ -11,7 +11,7 @@ TAG := $(shell sed -n 's/^tag = "\([^"]*\)".*/\1/p' $(SPEC) | head -1)
 .PHONY: deps image image-static bundle test fuzz bench bench-crates bench-static export push clean
 
 deps:
-	bash scripts/install-deps.sh
+	bash tools/scripts/install-deps.sh
 
 $(BIN): deps FORCE
 	$(CARGO) build --release -p netshoot-build
@@ -54,17 +54,17 @@ export: $(BIN)
 	$(BIN) export --layout $(OUT) --format oci -o netshoot-oci.tar
 
 bench: deps
-	bash scripts/bench.sh
+	bash tools/scripts/bench.sh
 
 # Cold and warm static builds of the Rust tools per target (slow: minutes
 # per tool and target).
 bench-crates: deps
-	bash scripts/bench-crates.sh
+	bash tools/scripts/bench-crates.sh
 
 # The static toolbox: cold/warm time per entry, a second cold build
 # compared, compressed sizes (slow: three full builds).
 bench-static: deps
-	bash scripts/bench-static.sh
+	bash tools/scripts/bench-static.sh
 
 clean:
 	rm -rf out target

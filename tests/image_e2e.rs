@@ -26,12 +26,12 @@ struct Image {
 }
 
 /// arm64 binaries run through binfmt_misc's qemu-aarch64 (installed and
-/// enabled by scripts/install-deps.sh).
+/// enabled by tools/scripts/install-deps.sh).
 fn require_binfmt() {
     let reg = std::fs::read_to_string("/proc/sys/fs/binfmt_misc/qemu-aarch64").unwrap_or_default();
     assert!(
         reg.contains("enabled") && reg.contains("flags: ") && reg.lines().any(|l| l.starts_with("flags:") && l.contains('F')),
-        "qemu-aarch64 is not registered with binfmt_misc (flag F); run scripts/install-deps.sh: {reg:?}"
+        "qemu-aarch64 is not registered with binfmt_misc (flag F); run tools/scripts/install-deps.sh: {reg:?}"
     );
 }
 

@@ -6,7 +6,7 @@
 //! sources, where present) and one plain download. The SPDX document is
 //! checked by `pyspdxtools`, the CycloneDX one by cyclonedx-python-lib's
 //! JSON schema validator for 1.5, both from the venv that
-//! `scripts/install-deps.sh` creates.
+//! `tools/scripts/install-deps.sh` creates.
 
 mod common;
 use common::{sbom_venv_tool, validate_cdx, validate_spdx};

@@ -577,12 +577,12 @@ if errors is not None:
 print("valid CycloneDX 1.5")
 "#;
 
-/// A tool of the SBOM validators' venv (made by scripts/install-deps.sh).
+/// A tool of the SBOM validators' venv (made by tools/scripts/install-deps.sh).
 pub fn sbom_venv_tool(name: &str) -> PathBuf {
     let path = Path::new(SBOM_VENV).join("bin").join(name);
     assert!(
         path.exists(),
-        "{} is missing: run scripts/install-deps.sh (it creates the SBOM validator venv {SBOM_VENV})",
+        "{} is missing: run tools/scripts/install-deps.sh (it creates the SBOM validator venv {SBOM_VENV})",
         path.display()
     );
     path

@@ -13,7 +13,7 @@
 # per cold build on 2 cores). AGAIN=0 skips the third build (the tests
 # check reproducibility too).
 set -euo pipefail
-cd "$(dirname "$0")/.."
+cd "$(dirname "$0")/../.."
 SPEC=${SPEC:-tools/netshoot.toml}
 if [ -z "${BIN:-}" ]; then
   cargo build --release -q -p netshoot-build
@@ -21,8 +21,8 @@ if [ -z "${BIN:-}" ]; then
 fi
 WORK=$(mktemp -d /tmp/netshoot-bench-static.XXXXXX)
 trap 'rm -rf "$WORK"' EXIT
-mkdir -p bench
-REPORT=bench/static.md
+mkdir -p tools/bench
+REPORT=tools/bench/static.md
 
 build() { # build NAME: cache, zig cache and layout under $WORK/NAME
   local d=$WORK/$1

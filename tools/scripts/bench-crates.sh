@@ -14,7 +14,7 @@
 #   TARGETS  space-separated platforms (default "linux/amd64 linux/arm64")
 #   BIN      the netshoot-build binary (default: built with --release)
 set -euo pipefail
-cd "$(dirname "$0")/.."
+cd "$(dirname "$0")/../.."
 
 # Versions and features that give a static build with rustls and no
 # OpenSSL (see the cargo source's notes in builder/src/crates.rs).
@@ -26,8 +26,8 @@ if [ -z "${BIN:-}" ]; then
 fi
 WORK=$(mktemp -d /tmp/netshoot-bench-crates.XXXXXX)
 trap 'rm -rf "$WORK"' EXIT
-mkdir -p bench
-REPORT=bench/crates.md
+mkdir -p tools/bench
+REPORT=tools/bench/crates.md
 
 # "elapsed-seconds peak-rss-kB", or "failed" with the last line of output.
 measure() {

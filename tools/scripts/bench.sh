@@ -6,13 +6,13 @@
 # build`, against `tar --sort=name -cf - DIR | gzip -6`, in the same run,
 # alternating, 3 rounds each; wall time and peak RSS from /usr/bin/time.
 set -euo pipefail
-cd "$(dirname "$0")/.."
+cd "$(dirname "$0")/../.."
 cargo build --release -q -p netshoot-build
 BIN=$PWD/target/release/netshoot-build
 WORK=$(mktemp -d /tmp/netshoot-bench.XXXXXX)
 trap 'rm -rf "$WORK"' EXIT
-mkdir -p bench
-REPORT=bench/report.md
+mkdir -p tools/bench
+REPORT=tools/bench/report.md
 
 TREE=$WORK/tree
 mkdir -p "$TREE"

@@ -235,7 +235,7 @@ fn write_images(
                         distro: recipe.distro.clone(),
                         packages: sbom,
                     };
-                    img.referrers = crate::attach::write_sboms(layout, &img.manifest, &input)?;
+                    img.referrers = crate::image::referrers::write_sboms(layout, &img.manifest, &input)?;
                     log(format!(
                         "sbom {p}: {} packages (SPDX 2.3, CycloneDX 1.5)",
                         input.packages.len()
@@ -288,7 +288,7 @@ fn assemble(
         let mut others: Vec<&mut Tree> = extra.iter_mut().collect();
         crate::variant::apply(&mut base, name, v, epoch, &mut others)?;
     }
-    let sbom = crate::attach::packages(&base, sbom);
+    let sbom = crate::image::referrers::packages(&base, sbom);
     let owners = owners.unwrap_or_default();
     let extra: Vec<&Tree> = extra.iter().collect();
     let groups = match recipe.layers {

@@ -2,8 +2,8 @@
 //! `main.rs` only parses the command line and calls into here.
 
 pub mod apt;
-pub mod attach;
 pub mod build;
+pub mod bundle;
 pub mod cache;
 pub mod crates;
 pub mod elf;
@@ -23,7 +23,6 @@ pub mod sources;
 pub mod spec;
 pub mod store;
 pub mod target;
-pub mod toolbox;
 pub mod urls;
 pub mod variant;
 pub mod verify;

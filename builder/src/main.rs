@@ -389,7 +389,7 @@ fn bundle_cmd(a: ExportArgs) -> Result<()> {
     let progress = Progress::detect(a.quiet);
     netshoot_build::net::configure(a.timeout, progress.clone());
     let platform = parse_platform(a.platform.as_deref().unwrap_or_default())?;
-    netshoot_build::toolbox::export_bundle(&netshoot_build::toolbox::BundleOptions {
+    netshoot_build::bundle::export_bundle(&netshoot_build::bundle::BundleOptions {
         spec: a.spec,
         platform,
         output: a.output,
@@ -519,11 +519,11 @@ fn cache_verify_cmd(cache: Option<PathBuf>, json: bool) -> Result<()> {
 fn sbom_cmd(a: SbomArgs) -> Result<()> {
     let platform = a.platform.as_deref().map(parse_platform).transpose()?;
     let format = match a.format {
-        SbomFormatArg::Spdx => netshoot_build::attach::SbomFormat::Spdx,
-        SbomFormatArg::Cyclonedx => netshoot_build::attach::SbomFormat::CycloneDx,
+        SbomFormatArg::Spdx => netshoot_build::image::referrers::SbomFormat::Spdx,
+        SbomFormatArg::Cyclonedx => netshoot_build::image::referrers::SbomFormat::CycloneDx,
     };
     let doc =
-        netshoot_build::attach::read_sbom(&a.layout, a.tag.as_deref(), platform.as_ref(), format)?;
+        netshoot_build::image::referrers::read_sbom(&a.layout, a.tag.as_deref(), platform.as_ref(), format)?;
     use std::io::Write;
     std::io::stdout().write_all(&doc)?;
     Ok(())

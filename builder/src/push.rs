@@ -323,7 +323,7 @@ fn check_before_push(
                 .filter(|d| {
                     d.annotations()
                         .as_ref()
-                        .is_some_and(|a| a.contains_key(crate::attach::SUBJECT_ANNOTATION))
+                        .is_some_and(|a| a.contains_key(crate::image::referrers::SUBJECT_ANNOTATION))
                 })
                 .cloned(),
         );

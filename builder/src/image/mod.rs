@@ -3,5 +3,6 @@
 //! output.
 
 pub mod recipe;
+pub mod referrers;
 pub mod stage;
 pub mod write;

@@ -129,7 +129,7 @@ impl Stage {
         let subject_of = |d: &Descriptor| {
             d.annotations()
                 .as_ref()
-                .and_then(|a| a.get(crate::attach::SUBJECT_ANNOTATION))
+                .and_then(|a| a.get(crate::image::referrers::SUBJECT_ANNOTATION))
                 .cloned()
         };
         // The order is a function of the inputs, so a rebuild over an
@@ -173,7 +173,7 @@ impl Stage {
             d.set_artifact_type(Some((*mt).into()));
             let mut ann = HashMap::new();
             ann.insert(
-                crate::attach::SUBJECT_ANNOTATION.to_string(),
+                crate::image::referrers::SUBJECT_ANNOTATION.to_string(),
                 subject.to_string(),
             );
             d.set_annotations(Some(ann));

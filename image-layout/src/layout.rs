@@ -306,27 +306,51 @@ impl OciLayout {
 
     /// Every blob reachable from `desc`, itself included, in a stable order
     /// (children before the manifest or index that names them).
+    ///
+    /// Each index or manifest is read once however many parents name it,
+    /// and the walk keeps its own stack: with a walk per path, a crafted
+    /// archive of a few kilobytes (nine levels of indexes, each naming the
+    /// next many times) took exponential time, a timeout of the
+    /// `oci_layout` fuzz target; and a long chain of indexes must not
+    /// exhaust the thread's stack.
     pub fn reachable(&self, desc: &Descriptor) -> Result<Vec<Descriptor>, LayoutError> {
+        enum Step {
+            Enter(Descriptor),
+            Leave(Descriptor),
+        }
         let mut out = Vec::new();
-        self.walk(desc, &mut out)?;
+        // By digest and media type: the same bytes named as a layer and
+        // later as an index are still walked as an index, as before.
+        let mut walked = std::collections::BTreeSet::new();
+        let mut stack = vec![Step::Enter(desc.clone())];
+        while let Some(step) = stack.pop() {
+            let desc = match step {
+                Step::Leave(d) => {
+                    out.push(d);
+                    continue;
+                }
+                Step::Enter(d) => d,
+            };
+            let mt = desc.media_type().to_string();
+            if !walked.insert((desc.digest().to_string(), mt.clone())) {
+                continue;
+            }
+            if mt == MT_INDEX || mt == MT_DOCKER_LIST {
+                let children = self.read_index_blob(&desc)?.manifests().clone();
+                stack.push(Step::Leave(desc));
+                stack.extend(children.into_iter().rev().map(Step::Enter));
+            } else {
+                if mt == MT_MANIFEST || mt == MT_DOCKER_MANIFEST {
+                    let man = self.read_manifest(&desc)?;
+                    out.push(man.config().clone());
+                    out.extend(man.layers().iter().cloned());
+                }
+                out.push(desc);
+            }
+        }
         let mut seen = std::collections::BTreeSet::new();
         out.retain(|d| seen.insert(d.digest().to_string()));
         Ok(out)
-    }
-
-    fn walk(&self, desc: &Descriptor, out: &mut Vec<Descriptor>) -> Result<(), LayoutError> {
-        let mt = desc.media_type().to_string();
-        if mt == MT_INDEX || mt == MT_DOCKER_LIST {
-            for m in self.read_index_blob(desc)?.manifests() {
-                self.walk(m, out)?;
-            }
-        } else if mt == MT_MANIFEST || mt == MT_DOCKER_MANIFEST {
-            let man = self.read_manifest(desc)?;
-            out.push(man.config().clone());
-            out.extend(man.layers().iter().cloned());
-        }
-        out.push(desc.clone());
-        Ok(())
     }
 }
 

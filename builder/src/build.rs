@@ -86,12 +86,12 @@ pub fn source_date_epoch_from_env() -> Result<u64> {
 pub fn build(opts: &BuildOptions) -> Result<BuildResult> {
     let spec = Spec::load(&opts.spec)?;
     let targets = select_targets(&spec, &opts.platforms)?;
-    let prog = if opts.quiet {
+    let bars = if opts.quiet {
         crate::progress::Progress::quiet()
     } else {
         opts.progress.clone()
     };
-    let cache = Cache::open(opts.cache.as_deref())?.with_progress(prog.clone());
+    let cache = Cache::open(opts.cache.as_deref())?.with_progress(bars.clone());
     let recipe = Recipe::for_build(
         spec,
         &crate::image::recipe::Options {
@@ -102,7 +102,7 @@ pub fn build(opts: &BuildOptions) -> Result<BuildResult> {
             max_layers: opts.max_layers,
         },
     )?;
-    let log = |msg: String| prog.step(msg);
+    let log = |msg: String| bars.step(msg);
     let cx = Context {
         spec: &recipe.spec,
         cache: &cache,
@@ -111,12 +111,12 @@ pub fn build(opts: &BuildOptions) -> Result<BuildResult> {
         locked: opts.locked,
         epoch: opts.source_date_epoch,
         log: &log,
-        progress: &prog,
+        progress: &bars,
     };
     let lock = current_lock(&cx, &recipe.sources, &targets)?;
     let parts = prepare(&cx, &recipe.sources, &lock, &targets)?;
     let stage = Stage::prepare(&opts.out)?;
-    let images = write_images(&recipe, &targets, parts, &stage, opts, &cache, &prog)?;
+    let images = write_images(&recipe, &targets, parts, &stage, opts, &cache, &bars)?;
     let index = commit_images(stage, &recipe.spec, &images, &recipe.tags, &opts.out, &log)?;
     Ok(BuildResult {
         index,
@@ -187,7 +187,7 @@ fn write_images(
     stage: &Stage,
     opts: &BuildOptions,
     cache: &Cache,
-    prog: &crate::progress::Progress,
+    bars: &crate::progress::Progress,
 ) -> Result<Vec<BuiltImage>> {
     let layout = stage.layout();
     let lopts = LayerOptions {
@@ -195,7 +195,7 @@ fn write_images(
         source_date_epoch: opts.source_date_epoch,
         threads: opts.threads.max(1),
     };
-    let note = prog.clone();
+    let note = bars.clone();
     let layer_cache = crate::layercache::LayerCache::open(
         cache.root(),
         opts.out
@@ -205,7 +205,7 @@ fn write_images(
         move |m| note.step(m),
     )
     .ok();
-    let log = |msg: String| prog.step(msg);
+    let log = |msg: String| bars.step(msg);
     std::thread::scope(|s| {
         let handles: Vec<_> = targets
             .iter()
@@ -222,7 +222,7 @@ fn write_images(
                         layout,
                         lopts,
                         log,
-                        prog,
+                        bars,
                         recipe.user.clone(),
                         layer_cache.as_ref(),
                     )?;
@@ -235,7 +235,8 @@ fn write_images(
                         distro: recipe.distro.clone(),
                         packages: sbom,
                     };
-                    img.referrers = crate::image::referrers::write_sboms(layout, &img.manifest, &input)?;
+                    img.referrers =
+                        crate::image::referrers::write_sboms(layout, &img.manifest, &input)?;
                     log(format!(
                         "sbom {p}: {} packages (SPDX 2.3, CycloneDX 1.5)",
                         input.packages.len()
@@ -349,7 +350,7 @@ pub fn lock(
     mirrors: &crate::apt::MirrorConfig,
     profiles: &[String],
     cache: &Cache,
-    progress: &(dyn Fn(String) + Sync),
+    log: &(dyn Fn(String) + Sync),
 ) -> Result<Lockfile> {
     crate::urls::check_profiles(spec, profiles)?;
     let path = crate::lockfile::path_for(&spec.path);
@@ -360,7 +361,7 @@ pub fn lock(
         spec_digest: spec_digest(spec)?,
         ..Default::default()
     };
-    let quiet = crate::progress::Progress::quiet();
+    let bars = crate::progress::Progress::quiet();
     let cx = Context {
         spec,
         cache,
@@ -368,8 +369,8 @@ pub fn lock(
         profiles,
         locked: false,
         epoch: 0,
-        log: progress,
-        progress: &quiet,
+        log,
+        progress: &bars,
     };
     // Every kind locks, whatever a build of one recipe would use.
     let kinds: [Box<dyn Source>; 4] = [
@@ -384,7 +385,7 @@ pub fn lock(
         k.lock(&cx, previous.as_ref(), &mut lock)?;
     }
     lock.write(&path)?;
-    progress(format!("wrote {}", path.display()));
+    log(format!("wrote {}", path.display()));
     Ok(lock)
 }
 
@@ -396,7 +397,7 @@ pub(crate) fn ensure_lock(
     locked: bool,
     profiles: &[String],
     cache: &Cache,
-    progress: &(dyn Fn(String) + Sync),
+    log: &(dyn Fn(String) + Sync),
 ) -> Result<Lockfile> {
     let path = crate::lockfile::path_for(&spec.path);
     let want = spec_digest(spec)?;
@@ -420,8 +421,8 @@ pub(crate) fn ensure_lock(
                         .collect::<String>()
                 )));
             }
-            progress(format!("{} {why}: locking", path.display()));
-            lock(spec, mirrors, profiles, cache, progress)
+            log(format!("{} {why}: locking", path.display()));
+            lock(spec, mirrors, profiles, cache, log)
         }
     }
 }

@@ -115,7 +115,7 @@ fn build_platforms(
     cache: &Cache,
     epoch: u64,
     log: &(dyn Fn(String) + Sync),
-    prog: &crate::progress::Progress,
+    bars: &crate::progress::Progress,
 ) -> Result<Vec<PlatformBuild>> {
     // Platforms compile side by side: much of a C build is a serial
     // configure script, so two of them keep two cores busier than one
@@ -133,7 +133,7 @@ fn build_platforms(
                         cache,
                         epoch,
                         log,
-                        prog,
+                        bars,
                     )?;
                     let ca = ca_bundle(spec, opts_mirrors, lock, p, cache, log)?;
                     Ok((p.clone(), built, ca))

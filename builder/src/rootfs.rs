@@ -4,11 +4,11 @@
 //! update-alternatives links, accounts, file capabilities, stat
 //! overrides and the CA bundle.
 
-use crate::apt::{Payload, DEFAULT_EXCLUDE, DEFAULT_INCLUDE};
+use crate::apt::{Payload, PayloadEntry, DEFAULT_EXCLUDE, DEFAULT_INCLUDE};
 use crate::error::{bad_input, Result};
 use crate::lockfile::LockedPackage;
 use crate::spec::AptSpec;
-use debian::maintscript::{Alternative, ScriptActions};
+use debian::maintscript::{Alternative, ScriptActions, SystemUser};
 use globset::{Glob, GlobSet, GlobSetBuilder};
 use image_layout::{Body, Entry, Meta, Node, Tree};
 use std::collections::{BTreeMap, BTreeSet};
@@ -97,212 +97,380 @@ pub fn assemble(
     arch: &str,
     epoch: u64,
 ) -> Result<Assembled> {
-    let excl: Vec<String> = apt
-        .path_exclude
-        .clone()
-        .unwrap_or_else(|| DEFAULT_EXCLUDE.iter().map(|s| s.to_string()).collect());
-    let incl: Vec<String> = apt
-        .path_include
-        .clone()
-        .unwrap_or_else(|| DEFAULT_INCLUDE.iter().map(|s| s.to_string()).collect());
-    let excl = globs(&excl, "path_exclude")?;
-    let incl = globs(&incl, "path_include")?;
-    let mut tree = Tree::new();
-    let mut origin: BTreeMap<String, String> = BTreeMap::new();
-    let mut notes = Vec::new();
+    let filter = PathFilter::of(apt)?;
+    let mut asm = Assembled {
+        tree: Tree::new(),
+        origin: BTreeMap::new(),
+        notes: Vec::new(),
+    };
     let mut lists: Vec<(String, Vec<String>)> = Vec::new();
-
     for (lp, pl) in pkgs {
-        let tar = Arc::new(pl.data_tar.clone());
-        let mut listed = vec!["/.".to_string()];
-        for e in &pl.entries {
-            let abs = format!("/{}", e.path);
-            if excl.is_match(&abs) && !incl.is_match(&abs) {
-                continue;
-            }
-            let at = tree
-                .resolve_parents(&e.path)
-                .map_err(|err| bad_input(format!("package {} {}: {err}", lp.name, lp.version)))?;
-            let meta = Meta {
-                mode: e.mode,
-                uid: e.uid,
-                gid: e.gid,
-                uname: e.uname.clone(),
-                gname: e.gname.clone(),
-                mtime: e.mtime,
-                xattrs: Default::default(),
-            };
-            let node = match e.kind {
-                'f' => Node::File {
-                    body: Body::Range {
-                        path: tar.clone(),
-                        offset: e.offset,
-                        len: e.size,
-                    },
-                    size: e.size,
-                },
-                'd' => {
-                    // A directory the tree already has as a symlink (the
-                    // merged-/usr links) stays a symlink, as dpkg leaves it.
-                    if let Some(Entry {
-                        node: Node::Symlink(_),
-                        ..
-                    }) = tree.get(&at)
-                    {
-                        listed.push(abs);
-                        continue;
-                    }
-                    Node::Dir
-                }
-                'l' => Node::Symlink(e.target.clone()),
-                'h' => Node::Hardlink(tree.resolve_parents(&e.target).map_err(|err| {
-                    bad_input(format!("package {} {}: {err}", lp.name, lp.version))
-                })?),
-                other => {
-                    return Err(bad_input(format!(
-                    "package {}: cached payload has unknown entry kind {other:?}; clear the cache",
-                    lp.name
-                )))
-                }
-            };
-            tree.insert(&at, Entry { node, meta })
-                .map_err(|err| bad_input(format!("package {} {}: {err}", lp.name, lp.version)))?;
-            origin.entry(at).or_insert_with(|| lp.name.clone());
-            listed.push(abs);
-        }
+        let listed = place_payload(&mut asm, lp, pl, &filter)?;
         lists.push((lp.name.clone(), listed));
     }
+    let (generated, actions) = dpkg_database(&asm.tree, pkgs, &lists, arch, &mut asm.notes)?;
+    generated.apply(&mut asm)?;
+    alternatives(&mut asm.tree, &mut asm.origin, &actions, &mut asm.notes)?;
+    accounts(&mut asm.tree, &mut asm.origin, &actions, epoch)?;
+    capabilities_and_overrides(&mut asm.tree, &actions, &mut asm.notes)?;
+    ca_certificates(&mut asm.tree, &mut asm.origin)?;
+    Ok(asm)
+}
 
-    // Everything generated below replaces any package file at the same
-    // path. A package's own dpkg info files belong to it (so they sit in
-    // its layer and change only with it); the rest has no owner.
-    let mut generated: BTreeMap<String, (Entry, Option<String>)> = BTreeMap::new();
-    let mut put_owned = |path: &str, e: Entry, owner: Option<&str>| {
-        generated.insert(
+/// The spec's `path_exclude` / `path_include` globs (dpkg's defaults when
+/// absent), so an image leaves out docs and locales as a dpkg configured
+/// with the same `path-exclude` lines would.
+struct PathFilter {
+    exclude: GlobSet,
+    include: GlobSet,
+}
+
+impl PathFilter {
+    /// Compiled once per build, so a bad glob fails before anything is
+    /// placed, naming the spec key.
+    fn of(apt: &AptSpec) -> Result<PathFilter> {
+        let exclude: Vec<String> = apt
+            .path_exclude
+            .clone()
+            .unwrap_or_else(|| DEFAULT_EXCLUDE.iter().map(|s| s.to_string()).collect());
+        let include: Vec<String> = apt
+            .path_include
+            .clone()
+            .unwrap_or_else(|| DEFAULT_INCLUDE.iter().map(|s| s.to_string()).collect());
+        Ok(PathFilter {
+            exclude: globs(&exclude, "path_exclude")?,
+            include: globs(&include, "path_include")?,
+        })
+    }
+
+    /// Whether dpkg would unpack `abs` (an absolute path): an exclusion
+    /// wins unless an inclusion names the path again.
+    fn keeps(&self, abs: &str) -> bool {
+        !self.exclude.is_match(abs) || self.include.is_match(abs)
+    }
+}
+
+/// A package's path error, named by package and version so the user knows
+/// which `.deb` to look at.
+fn in_package(lp: &LockedPackage, err: impl std::fmt::Display) -> anyhow::Error {
+    bad_input(format!("package {} {}: {err}", lp.name, lp.version))
+}
+
+/// Places one package's data entries (those the path filter keeps) into
+/// the tree, first package winning the origin of a path, and returns the
+/// absolute paths dpkg would list in its `.list` file, `/.` first.
+fn place_payload(
+    asm: &mut Assembled,
+    lp: &LockedPackage,
+    pl: &Payload,
+    filter: &PathFilter,
+) -> Result<Vec<String>> {
+    let tar = Arc::new(pl.data_tar.clone());
+    let mut listed = vec!["/.".to_string()];
+    for e in &pl.entries {
+        let abs = format!("/{}", e.path);
+        if !filter.keeps(&abs) {
+            continue;
+        }
+        let at = asm
+            .tree
+            .resolve_parents(&e.path)
+            .map_err(|err| in_package(lp, err))?;
+        if let Some(node) = payload_node(&asm.tree, lp, &tar, e, &at)? {
+            let meta = payload_meta(e);
+            asm.tree
+                .insert(&at, Entry { node, meta })
+                .map_err(|err| in_package(lp, err))?;
+            asm.origin.entry(at).or_insert_with(|| lp.name.clone());
+        }
+        listed.push(abs);
+    }
+    Ok(listed)
+}
+
+/// The owner, mode and time the `.deb` gives an entry, kept as dpkg
+/// would unpack them.
+fn payload_meta(e: &PayloadEntry) -> Meta {
+    Meta {
+        mode: e.mode,
+        uid: e.uid,
+        gid: e.gid,
+        uname: e.uname.clone(),
+        gname: e.gname.clone(),
+        mtime: e.mtime,
+        xattrs: Default::default(),
+    }
+}
+
+/// The node for one data entry, its file body read lazily from the
+/// package's data tar; `None` for a directory the tree already has as a
+/// symlink (the merged-/usr links), which stays a symlink as dpkg leaves it.
+fn payload_node(
+    tree: &Tree,
+    lp: &LockedPackage,
+    tar: &Arc<std::path::PathBuf>,
+    e: &PayloadEntry,
+    at: &str,
+) -> Result<Option<Node>> {
+    Ok(Some(match e.kind {
+        'f' => Node::File {
+            body: Body::Range {
+                path: tar.clone(),
+                offset: e.offset,
+                len: e.size,
+            },
+            size: e.size,
+        },
+        'd' => {
+            if let Some(Entry {
+                node: Node::Symlink(_),
+                ..
+            }) = tree.get(at)
+            {
+                return Ok(None);
+            }
+            Node::Dir
+        }
+        'l' => Node::Symlink(e.target.clone()),
+        'h' => Node::Hardlink(
+            tree.resolve_parents(&e.target)
+                .map_err(|err| in_package(lp, err))?,
+        ),
+        other => {
+            return Err(bad_input(format!(
+                "package {}: cached payload has unknown entry kind {other:?}; clear the cache",
+                lp.name
+            )))
+        }
+    }))
+}
+
+/// Files generated over the placed packages, collected first and applied
+/// together so the dpkg database is written from the packages as placed.
+/// A package's own dpkg info files belong to it (so they sit in its layer
+/// and change only with it); the rest has no owner.
+#[derive(Default)]
+struct Generated {
+    /// Path → entry and owning package; a later entry replaces an earlier.
+    files: BTreeMap<String, (Entry, Option<String>)>,
+}
+
+impl Generated {
+    /// Records `e` at `path` (leading `/` dropped, as the tree keys paths),
+    /// owned by `owner`'s layer or, for `None`, by none.
+    fn put(&mut self, path: &str, e: Entry, owner: Option<&str>) {
+        self.files.insert(
             path.trim_start_matches('/').to_string(),
             (e, owner.map(str::to_string)),
         );
-    };
+    }
 
-    // dpkg database.
+    /// Writes everything into the tree, replacing any package file at the
+    /// same path, so the steps after it (alternatives, accounts) see it.
+    fn apply(self, asm: &mut Assembled) -> Result<()> {
+        for (p, (e, owner)) in self.files {
+            asm.tree
+                .insert(&p, e)
+                .map_err(|e| bad_input(e.to_string()))?;
+            match owner {
+                Some(o) => asm.origin.insert(p, o),
+                None => asm.origin.remove(&p),
+            };
+        }
+        Ok(())
+    }
+}
+
+/// The script actions of every package, by package name, in the order the
+/// database lists the packages: the steps after it apply them in that order.
+type Actions = Vec<(String, ScriptActions)>;
+
+/// What dpkg would have recorded for the placed packages: status, per
+/// package info files and the database skeleton, plus what their
+/// maintainer scripts would have done, read from the scripts. Packages go
+/// in name and architecture order, as dpkg sorts its status file.
+fn dpkg_database(
+    tree: &Tree,
+    pkgs: &[(LockedPackage, Payload)],
+    lists: &[(String, Vec<String>)],
+    arch: &str,
+    notes: &mut Vec<String>,
+) -> Result<(Generated, Actions)> {
+    let mut generated = Generated::default();
     let mut status = String::new();
     let mut sorted: Vec<&(LockedPackage, Payload)> = pkgs.iter().collect();
     sorted.sort_by(|a, b| (&a.0.name, &a.0.architecture).cmp(&(&b.0.name, &b.0.architecture)));
-    let mut actions: Vec<(String, ScriptActions)> = Vec::new();
-    for (lp, pl) in &sorted {
-        let mut para = debian::control::parse_paragraphs(&pl.control)
-            .ok()
-            .and_then(|v| v.into_iter().next())
-            .ok_or_else(|| bad_input(format!("package {}: unreadable control file", lp.name)))?;
-        let multi_same = para
-            .get("Multi-Arch")
-            .is_some_and(|m| m.eq_ignore_ascii_case("same"));
-        let info_name = if multi_same {
-            format!("{}:{}", lp.name, lp.architecture)
-        } else {
-            lp.name.clone()
-        };
-        let md5: BTreeMap<&str, &str> = pl
-            .md5sums
-            .iter()
-            .map(|(p, m)| (p.as_str(), m.as_str()))
-            .collect();
-        if !pl.conffiles.is_empty() {
-            let mut cf = String::new();
-            for c in &pl.conffiles {
-                // md5sums usually leave conffiles out; hash what ships.
-                let sum = match md5.get(c.trim_start_matches('/')) {
-                    Some(s) => s.to_string(),
-                    None => match tree
-                        .resolve_parents(c)
-                        .ok()
-                        .and_then(|p| read_body(&tree, &p))
-                    {
-                        Some(body) => {
-                            use md5::Digest as _;
-                            hex::encode(md5::Md5::digest(&body))
-                        }
-                        None => "newconffile".to_string(),
-                    },
-                };
-                cf.push_str(&format!("\n{c} {sum}"));
-            }
-            para.set("Conffiles", cf);
-        }
-        // Status goes right after Package, where dpkg writes it.
-        let mut out = debian::control::Paragraph::default();
-        for (k, v) in para.fields() {
-            out.set(k, v);
-            if k.eq_ignore_ascii_case("Package") {
-                out.set("Status", "install ok installed");
-            }
-        }
-        status.push_str(&out.to_string());
+    let mut actions: Actions = Vec::new();
+    for (lp, pl) in sorted {
+        let (para, info_name) = control_paragraph(tree, lp, pl)?;
+        status.push_str(&status_entry(&para));
         status.push('\n');
-
+        // Looked up by name alone: two architectures of one Multi-Arch:
+        // same package both get the list of the one placed first.
         let listed = lists
             .iter()
             .find(|(n, _)| n == &lp.name)
             .map(|(_, l)| l.clone())
             .unwrap_or_default();
-        let mut list = listed.join("\n");
-        list.push('\n');
-        let own = Some(lp.name.as_str());
-        put_owned(
-            &format!("var/lib/dpkg/info/{info_name}.list"),
-            gen_file(list, 0o644),
-            own,
-        );
-        let kept: BTreeSet<&str> = listed.iter().map(|s| s.trim_start_matches('/')).collect();
-        let mut sums = String::new();
-        for (p, m) in &pl.md5sums {
-            if kept.contains(p.as_str()) {
-                sums.push_str(&format!("{m}  {p}\n"));
-            }
-        }
-        if !sums.is_empty() {
-            put_owned(
-                &format!("var/lib/dpkg/info/{info_name}.md5sums"),
-                gen_file(sums, 0o644),
-                own,
-            );
-        }
-        if !pl.conffiles.is_empty() {
-            let mut c = pl.conffiles.join("\n");
-            c.push('\n');
-            put_owned(
-                &format!("var/lib/dpkg/info/{info_name}.conffiles"),
-                gen_file(c, 0o644),
-                own,
-            );
-        }
-        for script in [&pl.preinst, &pl.postinst].into_iter().flatten() {
-            let mut a = debian::maintscript::analyze(&lp.name, script);
-            // A script that asks debconf decides its setcap/statoverride
-            // calls on the answer, and the static reading cannot see which
-            // branch runs. Leave them out: that is what the default answer
-            // gives for iproute2 and wireshark-common (no capabilities),
-            // and a capability an image needs is granted by the spec.
-            if script.contains("db_get")
-                && (!a.capabilities.is_empty() || !a.stat_overrides.is_empty())
+        info_files(&mut generated, lp, pl, &info_name, &listed);
+        script_actions(lp, pl, notes, &mut actions);
+    }
+    database_skeleton(&mut generated, status, arch);
+    Ok((generated, actions))
+}
+
+/// The package's control paragraph with the `Conffiles` field dpkg adds,
+/// and the name of its info files (`name:arch` for `Multi-Arch: same`,
+/// since several architectures of it may be installed together).
+fn control_paragraph(
+    tree: &Tree,
+    lp: &LockedPackage,
+    pl: &Payload,
+) -> Result<(debian::control::Paragraph, String)> {
+    let mut para = debian::control::parse_paragraphs(&pl.control)
+        .ok()
+        .and_then(|v| v.into_iter().next())
+        .ok_or_else(|| bad_input(format!("package {}: unreadable control file", lp.name)))?;
+    let multi_same = para
+        .get("Multi-Arch")
+        .is_some_and(|m| m.eq_ignore_ascii_case("same"));
+    let info_name = if multi_same {
+        format!("{}:{}", lp.name, lp.architecture)
+    } else {
+        lp.name.clone()
+    };
+    if !pl.conffiles.is_empty() {
+        para.set("Conffiles", conffiles_field(tree, pl));
+    }
+    Ok((para, info_name))
+}
+
+/// The `Conffiles` field's value: each conffile with its md5, so dpkg can
+/// tell a conffile edited later from the one shipped. md5sums usually
+/// leave conffiles out, so the shipped file is hashed; one not shipped
+/// (excluded or missing) gets dpkg's `newconffile`.
+fn conffiles_field(tree: &Tree, pl: &Payload) -> String {
+    let md5: BTreeMap<&str, &str> = pl
+        .md5sums
+        .iter()
+        .map(|(p, m)| (p.as_str(), m.as_str()))
+        .collect();
+    let mut cf = String::new();
+    for c in &pl.conffiles {
+        let sum = match md5.get(c.trim_start_matches('/')) {
+            Some(s) => s.to_string(),
+            None => match tree
+                .resolve_parents(c)
+                .ok()
+                .and_then(|p| read_body(tree, &p))
             {
-                notes.push(format!(
-                    "{}: setcap/dpkg-statoverride behind a debconf question not applied (debconf default)",
-                    lp.name
-                ));
-                a.capabilities.clear();
-                a.stat_overrides.clear();
-            }
-            for u in &a.unresolved {
-                notes.push(format!(
-                    "{}: maintainer script call not applied: {u}",
-                    lp.name
-                ));
-            }
-            actions.push((lp.name.clone(), a));
+                Some(body) => {
+                    use md5::Digest as _;
+                    hex::encode(md5::Md5::digest(&body))
+                }
+                None => "newconffile".to_string(),
+            },
+        };
+        cf.push_str(&format!("\n{c} {sum}"));
+    }
+    cf
+}
+
+/// The package's status paragraph: its control fields with `Status` right
+/// after `Package`, where dpkg writes it.
+fn status_entry(para: &debian::control::Paragraph) -> String {
+    let mut out = debian::control::Paragraph::default();
+    for (k, v) in para.fields() {
+        out.set(k, v);
+        if k.eq_ignore_ascii_case("Package") {
+            out.set("Status", "install ok installed");
         }
     }
-    let mut put = |path: &str, e: Entry| put_owned(path, e, None);
+    out.to_string()
+}
+
+/// The package's `.list`, `.md5sums` and `.conffiles` under
+/// `var/lib/dpkg/info`, owned by it, so `dpkg -L` and `dpkg --verify` work
+/// in the image. md5sums of paths the filter left out are dropped, so
+/// verification does not report them missing.
+fn info_files(
+    generated: &mut Generated,
+    lp: &LockedPackage,
+    pl: &Payload,
+    info_name: &str,
+    listed: &[String],
+) {
+    let own = Some(lp.name.as_str());
+    let mut list = listed.join("\n");
+    list.push('\n');
+    generated.put(
+        &format!("var/lib/dpkg/info/{info_name}.list"),
+        gen_file(list, 0o644),
+        own,
+    );
+    let kept: BTreeSet<&str> = listed.iter().map(|s| s.trim_start_matches('/')).collect();
+    let mut sums = String::new();
+    for (p, m) in &pl.md5sums {
+        if kept.contains(p.as_str()) {
+            sums.push_str(&format!("{m}  {p}\n"));
+        }
+    }
+    if !sums.is_empty() {
+        generated.put(
+            &format!("var/lib/dpkg/info/{info_name}.md5sums"),
+            gen_file(sums, 0o644),
+            own,
+        );
+    }
+    if !pl.conffiles.is_empty() {
+        let mut c = pl.conffiles.join("\n");
+        c.push('\n');
+        generated.put(
+            &format!("var/lib/dpkg/info/{info_name}.conffiles"),
+            gen_file(c, 0o644),
+            own,
+        );
+    }
+}
+
+/// What the package's preinst and postinst would do, read statically
+/// instead of run; calls the reading cannot apply go to the notes.
+fn script_actions(
+    lp: &LockedPackage,
+    pl: &Payload,
+    notes: &mut Vec<String>,
+    actions: &mut Actions,
+) {
+    for script in [&pl.preinst, &pl.postinst].into_iter().flatten() {
+        let mut a = debian::maintscript::analyze(&lp.name, script);
+        // A script that asks debconf decides its setcap/statoverride
+        // calls on the answer, and the static reading cannot see which
+        // branch runs. Leave them out: that is what the default answer
+        // gives for iproute2 and wireshark-common (no capabilities),
+        // and a capability an image needs is granted by the spec.
+        if script.contains("db_get") && (!a.capabilities.is_empty() || !a.stat_overrides.is_empty())
+        {
+            notes.push(format!(
+                "{}: setcap/dpkg-statoverride behind a debconf question not applied (debconf default)",
+                lp.name
+            ));
+            a.capabilities.clear();
+            a.stat_overrides.clear();
+        }
+        for u in &a.unresolved {
+            notes.push(format!(
+                "{}: maintainer script call not applied: {u}",
+                lp.name
+            ));
+        }
+        actions.push((lp.name.clone(), a));
+    }
+}
+
+/// The status file and the rest of dpkg's administrative folder, owned by
+/// no package, so dpkg and apt in the image find a database they can read.
+fn database_skeleton(generated: &mut Generated, status: String, arch: &str) {
+    let mut put = |path: &str, e: Entry| generated.put(path, e, None);
     put("var/lib/dpkg/status", gen_file(status, 0o644));
     put("var/lib/dpkg/available", gen_file(Vec::new(), 0o644));
     // Format 1: info files of Multi-Arch: same packages carry `:arch`.
@@ -321,25 +489,6 @@ pub fn assemble(
             },
         );
     }
-
-    // Apply what was generated so far, so later steps see it.
-    for (p, (e, owner)) in std::mem::take(&mut generated) {
-        tree.insert(&p, e).map_err(|e| bad_input(e.to_string()))?;
-        match owner {
-            Some(o) => origin.insert(p, o),
-            None => origin.remove(&p),
-        };
-    }
-
-    alternatives(&mut tree, &mut origin, &actions, &mut notes)?;
-    accounts(&mut tree, &mut origin, &actions, epoch)?;
-    capabilities_and_overrides(&mut tree, &actions, &mut notes)?;
-    ca_certificates(&mut tree, &mut origin)?;
-    Ok(Assembled {
-        tree,
-        origin,
-        notes,
-    })
 }
 
 fn place(
@@ -475,12 +624,40 @@ fn link_unless_real(
     }
 }
 
+/// passwd and group as rows of fields, edited in memory so every account
+/// a script asks for is added before the files are written once.
 struct Accounts {
     passwd: Vec<Vec<String>>,
     group: Vec<Vec<String>>,
 }
 
+/// A home folder to create for a new system user, owned by it.
+struct Home {
+    path: String,
+    uid: u32,
+    gid: u32,
+    user: String,
+}
+
 impl Accounts {
+    /// base-passwd's master files from the tree, which are what its
+    /// postinst copies to /etc; without base-passwd, just root and nobody.
+    fn from_masters(tree: &Tree) -> Accounts {
+        let passwd_master = read_body(tree, "usr/share/base-passwd/passwd.master");
+        let group_master = read_body(tree, "usr/share/base-passwd/group.master");
+        Accounts {
+            passwd: Accounts::parse(
+                &passwd_master
+                    .map(|b| String::from_utf8_lossy(&b).to_string())
+                    .unwrap_or_else(|| "root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/nonexistent:/usr/sbin/nologin\n".into()),
+            ),
+            group: Accounts::parse(
+                &group_master
+                    .map(|b| String::from_utf8_lossy(&b).to_string())
+                    .unwrap_or_else(|| "root:x:0:\nnogroup:x:65534:\n".into()),
+            ),
+        }
+    }
     fn parse(text: &str) -> Vec<Vec<String>> {
         text.lines()
             .filter(|l| !l.trim().is_empty() && !l.starts_with('#'))
@@ -524,28 +701,62 @@ impl Accounts {
         ]);
         gid
     }
+
+    /// Adds a system user as adduser/useradd would: an existing name is
+    /// left alone (as a rerun postinst leaves it), the asked uid only if it
+    /// is free. Returns the home to create, if the call asked for one.
+    fn add_user(&mut self, u: &SystemUser) -> Option<Home> {
+        if self.uid_of(&u.name).is_some() {
+            return None;
+        }
+        let gid = if u.user_group {
+            self.add_group(&u.name, None)
+        } else if let Some(g) = &u.primary_group {
+            self.add_group(g, None)
+        } else {
+            self.gid_of("nogroup").unwrap_or(65534)
+        };
+        let uid = u
+            .uid
+            .filter(|id| {
+                self.passwd
+                    .iter()
+                    .all(|x| x.get(2).and_then(|s| s.parse::<u32>().ok()) != Some(*id))
+            })
+            .or_else(|| Self::free(self.passwd.iter().filter_map(|p| p.get(2)?.parse().ok())))
+            .unwrap_or(65534);
+        let home = u.home.clone().unwrap_or_else(|| "/nonexistent".into());
+        let shell = u
+            .shell
+            .clone()
+            .unwrap_or_else(|| "/usr/sbin/nologin".into());
+        self.passwd.push(vec![
+            u.name.clone(),
+            "x".into(),
+            uid.to_string(),
+            gid.to_string(),
+            u.gecos.clone().unwrap_or_default(),
+            home.clone(),
+            shell,
+        ]);
+        (u.create_home && home != "/nonexistent").then(|| Home {
+            path: home,
+            uid,
+            gid,
+            user: u.name.clone(),
+        })
+    }
 }
 
+/// The accounts base-passwd and the maintainer scripts would have made:
+/// passwd, group and their shadow files, and the homes asked for.
 fn accounts(
     tree: &mut Tree,
     origin: &mut BTreeMap<String, String>,
     actions: &[(String, ScriptActions)],
     epoch: u64,
 ) -> Result<()> {
-    let passwd_master = read_body(tree, "usr/share/base-passwd/passwd.master");
-    let group_master = read_body(tree, "usr/share/base-passwd/group.master");
-    let mut acc = Accounts {
-        passwd: Accounts::parse(
-            &passwd_master
-                .map(|b| String::from_utf8_lossy(&b).to_string())
-                .unwrap_or_else(|| "root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/nonexistent:/usr/sbin/nologin\n".into()),
-        ),
-        group: Accounts::parse(
-            &group_master
-                .map(|b| String::from_utf8_lossy(&b).to_string())
-                .unwrap_or_else(|| "root:x:0:\nnogroup:x:65534:\n".into()),
-        ),
-    };
+    let mut acc = Accounts::from_masters(tree);
     // Groups first (users may name them), in package order then script order.
     for (_, a) in actions {
         for g in &a.groups {
@@ -555,48 +766,24 @@ fn accounts(
     let mut homes = Vec::new();
     for (_, a) in actions {
         for u in &a.users {
-            if acc.uid_of(&u.name).is_some() {
-                continue;
-            }
-            let gid = if u.user_group {
-                acc.add_group(&u.name, None)
-            } else if let Some(g) = &u.primary_group {
-                acc.add_group(g, None)
-            } else {
-                acc.gid_of("nogroup").unwrap_or(65534)
-            };
-            let uid = u
-                .uid
-                .filter(|id| {
-                    acc.passwd
-                        .iter()
-                        .all(|x| x.get(2).and_then(|s| s.parse::<u32>().ok()) != Some(*id))
-                })
-                .or_else(|| {
-                    Accounts::free(acc.passwd.iter().filter_map(|p| p.get(2)?.parse().ok()))
-                })
-                .unwrap_or(65534);
-            let home = u.home.clone().unwrap_or_else(|| "/nonexistent".into());
-            let shell = u
-                .shell
-                .clone()
-                .unwrap_or_else(|| "/usr/sbin/nologin".into());
-            acc.passwd.push(vec![
-                u.name.clone(),
-                "x".into(),
-                uid.to_string(),
-                gid.to_string(),
-                u.gecos.clone().unwrap_or_default(),
-                home.clone(),
-                shell,
-            ]);
-            if u.create_home && home != "/nonexistent" {
-                homes.push((home, uid, gid, u.name.clone()));
-            }
+            homes.extend(acc.add_user(u));
         }
     }
-    // The hashes live in shadow/gshadow; passwd and group say `x`, as on a
-    // Debian system after `shadowconfig on` (base-passwd's masters say `*`).
+    write_account_files(tree, origin, &mut acc, epoch)?;
+    create_homes(tree, origin, homes)
+}
+
+/// Writes passwd, group, shadow and gshadow. The hashes live in
+/// shadow/gshadow; passwd and group say `x`, as on a Debian system after
+/// `shadowconfig on` (base-passwd's masters say `*`). The shadow files
+/// belong to the `shadow` group when there is one, so its tools can read
+/// them; password ages start on the build's epoch so rebuilds agree.
+fn write_account_files(
+    tree: &mut Tree,
+    origin: &mut BTreeMap<String, String>,
+    acc: &mut Accounts,
+    epoch: u64,
+) -> Result<()> {
     for row in acc.passwd.iter_mut().chain(acc.group.iter_mut()) {
         if let Some(pw) = row.get_mut(1) {
             *pw = "x".into();
@@ -637,18 +824,27 @@ fn accounts(
         gsh.meta.gname = "shadow".into();
     }
     place(tree, origin, "etc/shadow", sh)?;
-    place(tree, origin, "etc/gshadow", gsh)?;
-    for (home, uid, gid, name) in homes {
-        if tree.get(&home).is_none() {
+    place(tree, origin, "etc/gshadow", gsh)
+}
+
+/// The home folders adduser would have made for the new users, owned by
+/// them; a folder a package already ships is left as it is.
+fn create_homes(
+    tree: &mut Tree,
+    origin: &mut BTreeMap<String, String>,
+    homes: Vec<Home>,
+) -> Result<()> {
+    for home in homes {
+        if tree.get(&home.path).is_none() {
             let mut m = gen_meta(0o755);
-            m.uid = uid;
-            m.gid = gid;
-            m.uname = name.clone();
+            m.uid = home.uid;
+            m.gid = home.gid;
+            m.uname = home.user;
             m.gname = String::new();
             place(
                 tree,
                 origin,
-                &home,
+                &home.path,
                 Entry {
                     node: Node::Dir,
                     meta: m,
@@ -656,8 +852,6 @@ fn accounts(
             )?;
         }
     }
-    // Give owners their names in tar headers where the ids are known.
-    let _ = acc;
     Ok(())
 }
 

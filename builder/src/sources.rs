@@ -15,7 +15,7 @@ use crate::crates::{capture, copy_tree, remove_dir_if_exists, FileLock};
 use crate::error::{bad_input, network, verification, Result};
 pub use crate::lockfile::{LockedSourceFile, SourceLock};
 pub use crate::spec::{build_order, SourceSpec, StaticSpec};
-use crate::spec::{static_repository as repository, Spec};
+use crate::spec::{static_repository as repository, AptRepository, Spec};
 use image_layout::Platform;
 use sha2::{Digest as _, Sha256};
 use std::collections::BTreeMap;
@@ -325,88 +325,37 @@ pub fn build_all(
     check_locks(spec, locks, mirrors, cache)?;
     let target = zig_target(platform)?;
     let zig = Zig::find()?;
+    let job = Job {
+        spec,
+        mirrors,
+        repo,
+        platform,
+        target,
+        zig,
+        cache,
+        epoch: source_date_epoch,
+        log,
+        progress,
+    };
+    // Each built entry's cache key and output folder, for the entries
+    // that need it.
     let mut keys: BTreeMap<String, (String, PathBuf)> = BTreeMap::new();
     let mut built = Vec::new();
     for s in build_order(spec)? {
-        let lock = locks.get(&s.name).ok_or_else(|| {
-            bad_input(format!(
-                "{}: has no entry for source {:?}; run `netshoot-build lock`",
-                crate::lockfile::path_for(&spec.path).display(),
-                s.name
-            ))
-        })?;
+        let lock = locked(spec, locks, &s.name)?;
         let deps: Vec<(String, PathBuf)> = s.needs.iter().map(|n| keys[n].clone()).collect();
-        let key = cache_key(spec, s, lock, &deps, target, &zig, source_date_epoch)?;
-        let who = format!("source {} {} for {platform}", s.name, lock.version);
-        let done = cache.root().join("static").join(format!(
-            "{}-{}-{target}-{}",
-            s.name,
-            lock.version,
-            &key[..16]
-        ));
-        let mut cached = true;
-        let mut seconds = 0.0;
-        if !done.join(".complete").is_file() {
-            std::fs::create_dir_all(cache.root().join("static"))
-                .map_err(|e| bad_input(format!("cache {}: {e}", cache.root().display())))?;
-            let _guard = FileLock::acquire(
-                &cache
-                    .root()
-                    .join("static")
-                    .join(format!(".{}-{target}.lock", s.name)),
-            )?;
-            if !done.join(".complete").is_file() {
-                let base = crate::apt::MirrorConfig::url_for(mirrors, repo, &lock.suite)?;
-                let files = fetch_source(lock, &base, cache, log)?;
-                log(format!("compile {who} ({target}, zig {})", zig.version));
-                let spinner = progress.spinner("compile");
-                spinner.set_message(format!("{} for {platform}", s.name));
-                let started = std::time::Instant::now();
-                compile(
-                    spec,
-                    s,
-                    lock,
-                    &files,
-                    &deps,
-                    target,
-                    platform,
-                    &zig,
-                    cache,
-                    source_date_epoch,
-                    &done,
-                    &who,
-                )?;
-                drop(spinner);
-                seconds = started.elapsed().as_secs_f64();
-                cached = false;
-                log(format!("compiled {who} in {seconds:.0} s"));
+        let unit = job.unit(s, lock, deps)?;
+        let (cached, seconds) = match job.ensure_built(&unit)? {
+            Some(seconds) => (false, seconds),
+            None => {
+                log(format!("cached {}", unit.who));
+                (true, 0.0)
             }
-        }
-        if cached {
-            log(format!("cached {who}"));
-        }
-        let out = done.join("out");
-        let mut bins = Vec::new();
-        for b in &s.bins {
-            let p = out.join("usr/bin").join(b);
-            crate::elf::check_static(&p, platform)
-                .map_err(|e| verification(format!("{who}: {e}")))?;
-            bins.push((b.clone(), p));
-        }
-        let mut links = Vec::new();
-        if let Some(f) = &s.links_file {
-            let text = std::fs::read_to_string(out.join(f.trim_start_matches('/')))
-                .map_err(|e| bad_input(format!("{who}: links_file {f}: {e}")))?;
-            for l in text.lines().map(str::trim).filter(|l| !l.is_empty()) {
-                if !l.starts_with('/') || l.split('/').any(|c| c == "..") {
-                    return Err(bad_input(format!(
-                        "{who}: links_file {f}: {l:?} is not an absolute path"
-                    )));
-                }
-                links.push(l.to_string());
-            }
-        }
-        keys.insert(s.name.clone(), (key, out));
+        };
+        let out = unit.done.join("out");
+        let bins = static_bins(s, &out, platform, &unit.who)?;
+        let links = links_of(s, &out, &unit.who)?;
+        keys.insert(s.name.clone(), (unit.key, out));
         built.push(BuiltSource {
             name: s.name.clone(),
             version: lock.version.clone(),
@@ -417,6 +366,164 @@ pub fn build_all(
         });
     }
     Ok(built)
+}
+
+/// What every entry's build for one platform shares, so the steps of a
+/// build take it whole rather than ten loose arguments.
+struct Job<'a> {
+    spec: &'a Spec,
+    mirrors: &'a MirrorConfig,
+    /// The `[static]` table's repository, which serves the sources.
+    repo: &'a AptRepository,
+    platform: &'a Platform,
+    /// The zig (and autoconf) target triple.
+    target: &'static str,
+    zig: Zig,
+    cache: &'a Cache,
+    /// `SOURCE_DATE_EPOCH` for the recipes.
+    epoch: u64,
+    log: &'a (dyn Fn(String) + Sync),
+    progress: &'a crate::progress::Progress,
+}
+
+/// One entry's build for the job's platform.
+struct Unit<'a> {
+    s: &'a SourceSpec,
+    lock: &'a SourceLock,
+    /// The entries it needs: their cache keys and output folders.
+    deps: Vec<(String, PathBuf)>,
+    /// Everything that decides its bytes, hashed (see [`cache_key`]).
+    key: String,
+    /// How log lines and errors name it.
+    who: String,
+    /// Its output's folder in the cache, complete once `.complete` is there.
+    done: PathBuf,
+}
+
+/// The lock entry of source `name`: a spec entry the lock does not know
+/// was added after the last `lock`, which is the command to run.
+fn locked<'l>(
+    spec: &Spec,
+    locks: &'l BTreeMap<String, SourceLock>,
+    name: &str,
+) -> Result<&'l SourceLock> {
+    locks.get(name).ok_or_else(|| {
+        bad_input(format!(
+            "{}: has no entry for source {:?}; run `netshoot-build lock`",
+            crate::lockfile::path_for(&spec.path).display(),
+            name
+        ))
+    })
+}
+
+impl Job<'_> {
+    /// Names the entry's cache folder by its key, so any change to what
+    /// decides its bytes builds it anew beside the old result.
+    fn unit<'u>(
+        &self,
+        s: &'u SourceSpec,
+        lock: &'u SourceLock,
+        deps: Vec<(String, PathBuf)>,
+    ) -> Result<Unit<'u>> {
+        let key = cache_key(
+            self.spec,
+            s,
+            lock,
+            &deps,
+            self.target,
+            &self.zig,
+            self.epoch,
+        )?;
+        let who = format!("source {} {} for {}", s.name, lock.version, self.platform);
+        let done = self.cache.root().join("static").join(format!(
+            "{}-{}-{}-{}",
+            s.name,
+            lock.version,
+            self.target,
+            &key[..16]
+        ));
+        Ok(Unit {
+            s,
+            lock,
+            deps,
+            key,
+            who,
+            done,
+        })
+    }
+
+    /// Compiles the entry unless the cache has it; `None` when it does,
+    /// else the seconds the compile took. The check is repeated under the
+    /// entry's file lock, so two builds sharing a cache compile it once.
+    fn ensure_built(&self, unit: &Unit) -> Result<Option<f64>> {
+        if unit.done.join(".complete").is_file() {
+            return Ok(None);
+        }
+        let static_dir = self.cache.root().join("static");
+        std::fs::create_dir_all(&static_dir)
+            .map_err(|e| bad_input(format!("cache {}: {e}", self.cache.root().display())))?;
+        let _guard =
+            FileLock::acquire(&static_dir.join(format!(".{}-{}.lock", unit.s.name, self.target)))?;
+        if unit.done.join(".complete").is_file() {
+            return Ok(None);
+        }
+        self.fetch_and_compile(unit).map(Some)
+    }
+
+    /// Downloads the verified source files only when a compile needs them,
+    /// and times the compile for the summary.
+    fn fetch_and_compile(&self, unit: &Unit) -> Result<f64> {
+        let base = crate::apt::MirrorConfig::url_for(self.mirrors, self.repo, &unit.lock.suite)?;
+        let files = fetch_source(unit.lock, &base, self.cache, self.log)?;
+        (self.log)(format!(
+            "compile {} ({}, zig {})",
+            unit.who, self.target, self.zig.version
+        ));
+        let spinner = self.progress.spinner("compile");
+        spinner.set_message(format!("{} for {}", unit.s.name, self.platform));
+        let started = std::time::Instant::now();
+        compile(self, unit, &files)?;
+        drop(spinner);
+        let seconds = started.elapsed().as_secs_f64();
+        (self.log)(format!("compiled {} in {seconds:.0} s", unit.who));
+        Ok(seconds)
+    }
+}
+
+/// The entry's programs under `out`, each checked to be static for the
+/// platform: the image has no libc for a dynamic one to load.
+fn static_bins(
+    s: &SourceSpec,
+    out: &Path,
+    platform: &Platform,
+    who: &str,
+) -> Result<Vec<(String, PathBuf)>> {
+    let mut bins = Vec::new();
+    for b in &s.bins {
+        let p = out.join("usr/bin").join(b);
+        crate::elf::check_static(&p, platform).map_err(|e| verification(format!("{who}: {e}")))?;
+        bins.push((b.clone(), p));
+    }
+    Ok(bins)
+}
+
+/// The link paths the recipe wrote to the entry's `links_file`, each
+/// absolute and free of `..`, since they become paths in the image.
+fn links_of(s: &SourceSpec, out: &Path, who: &str) -> Result<Vec<String>> {
+    let mut links = Vec::new();
+    if let Some(f) = &s.links_file {
+        let text = std::fs::read_to_string(out.join(f.trim_start_matches('/')))
+            .map_err(|e| bad_input(format!("{who}: links_file {f}: {e}")))?;
+        for l in text.lines().map(str::trim).filter(|l| !l.is_empty()) {
+            if !l.starts_with('/') || l.split('/').any(|c| c == "..") {
+                return Err(bad_input(format!(
+                    "{who}: links_file {f}: {l:?} is not an absolute path"
+                )));
+            }
+            links.push(l.to_string());
+        }
+    }
+    Ok(links)
 }
 
 fn sha256_file(p: &Path) -> Result<String> {
@@ -556,40 +663,82 @@ fn synth_dsc(lock: &SourceLock, files: &[(LockedSourceFile, Option<PathBuf>)]) -
 
 /// Unpacks, patches and runs the recipe; on success renames the result
 /// into `done`. A failure leaves `done` absent and the log in the cache.
-#[allow(clippy::too_many_arguments)]
-fn compile(
-    spec: &Spec,
-    s: &SourceSpec,
+fn compile(job: &Job, unit: &Unit, files: &[(LockedSourceFile, Option<PathBuf>)]) -> Result<()> {
+    let work = WorkDir::create(job.cache, &unit.s.name, job.target)?;
+    let dsc_name = stage_files(&work.dl, unit.lock, files, &unit.who)?;
+    let log_file = std::fs::File::create(&work.log)
+        .map_err(|e| bad_input(format!("{}: {e}", work.log.display())))?;
+    unpack(&work, &dsc_name, &unit.who)?;
+    apply_patches(job.spec, unit.s, &work.src, &unit.who)?;
+    // Debian's own trees often ship stale config.sub/config.guess that do
+    // not know musl; use the host's (autotools-dev), as dh_update_autotools_config does.
+    replace_autotools_aux(&work.src)?;
+    for (_, dep_out) in &unit.deps {
+        copy_tree(dep_out, &work.deps)?;
+    }
+    write_wrappers(&work.tools, &job.zig, job.target, &work.root)?;
+    run_steps(job, unit, &work, &log_file)?;
+    check_installed(unit, &work)?;
+    publish(&work, &unit.done)
+}
+
+/// The folders of one entry's compile, under the cache's `static-work`
+/// rather than a temporary folder so a failed build's log stays to read.
+struct WorkDir {
+    root: PathBuf,
+    /// The verified source files, as dpkg-source reads them.
+    dl: PathBuf,
+    /// The unpacked, patched source tree the steps run in.
+    src: PathBuf,
+    /// The outputs of the entries it needs (`$DEPS`).
+    deps: PathBuf,
+    /// The compiler wrappers, first on `PATH`.
+    tools: PathBuf,
+    /// Every step's output.
+    log: PathBuf,
+}
+
+impl WorkDir {
+    /// Starts from an empty folder, so nothing of an earlier failed
+    /// attempt reaches this build.
+    fn create(cache: &Cache, name: &str, target: &str) -> Result<WorkDir> {
+        let work_parent = cache.root().join("static-work");
+        std::fs::create_dir_all(&work_parent)
+            .map_err(|e| bad_input(format!("cache {}: {e}", work_parent.display())))?;
+        let root = work_parent.join(format!("{name}-{target}"));
+        remove_dir_if_exists(&root)?;
+        for d in [
+            "dl",
+            "deps/usr/include",
+            "deps/usr/lib",
+            "out",
+            "tools",
+            "home",
+            "zig-local",
+        ] {
+            std::fs::create_dir_all(root.join(d))
+                .map_err(|e| bad_input(format!("{}: {e}", root.display())))?;
+        }
+        Ok(WorkDir {
+            dl: root.join("dl"),
+            src: root.join("src"),
+            deps: root.join("deps"),
+            tools: root.join("tools"),
+            log: root.join("build.log"),
+            root,
+        })
+    }
+}
+
+/// Puts the verified files under their own names in `dl`, as dpkg-source
+/// wants them (a `.dsc` the mirror lacked written from the lock), and
+/// returns the `.dsc`'s name.
+fn stage_files(
+    dl: &Path,
     lock: &SourceLock,
     files: &[(LockedSourceFile, Option<PathBuf>)],
-    deps: &[(String, PathBuf)],
-    target: &str,
-    platform: &Platform,
-    zig: &Zig,
-    cache: &Cache,
-    epoch: u64,
-    done: &Path,
     who: &str,
-) -> Result<()> {
-    let work_parent = cache.root().join("static-work");
-    std::fs::create_dir_all(&work_parent)
-        .map_err(|e| bad_input(format!("cache {}: {e}", work_parent.display())))?;
-    let root = work_parent.join(format!("{}-{target}", s.name));
-    remove_dir_if_exists(&root)?;
-    let dl = root.join("dl");
-    for d in [
-        "dl",
-        "deps/usr/include",
-        "deps/usr/lib",
-        "out",
-        "tools",
-        "home",
-        "zig-local",
-    ] {
-        std::fs::create_dir_all(root.join(d))
-            .map_err(|e| bad_input(format!("{}: {e}", root.display())))?;
-    }
-    // The verified files under their own names, as dpkg-source wants them.
+) -> Result<String> {
     let mut dsc_name = String::new();
     for (f, path) in files {
         let dst = dl.join(&f.name);
@@ -604,48 +753,54 @@ fn compile(
         }
         if f.name.ends_with(".dsc") {
             dsc_name = f.name.clone();
-            // The .dsc's own list must be the index's (both are signed
-            // statements about the same upload).
-            let text = std::fs::read_to_string(&dst)
-                .map_err(|e| bad_input(format!("{who}: {}: {e}", f.name)))?;
-            let paras = debian::control::parse_paragraphs(dsc_body(&text))
-                .map_err(|e| verification(format!("{who}: {}: {e}", f.name)))?;
-            let listed = paras
-                .first()
-                .and_then(|p| p.get("Checksums-Sha256"))
-                .ok_or_else(|| {
-                    verification(format!("{who}: {} has no Checksums-Sha256", f.name))
-                })?;
-            let mut in_dsc: Vec<(String, String, u64)> =
-                debian::sources::parse_checksums(&lock.package, listed)
-                    .map_err(|e| verification(format!("{who}: {}: {e}", f.name)))?
-                    .into_iter()
-                    .map(|x| (x.name, x.sha256, x.size))
-                    .collect();
-            let mut in_lock: Vec<(String, String, u64)> = lock
-                .files
-                .iter()
-                .filter(|x| !x.name.ends_with(".dsc"))
-                .map(|x| (x.name.clone(), x.sha256.clone(), x.size))
-                .collect();
-            in_dsc.sort();
-            in_lock.sort();
-            if in_dsc != in_lock {
-                return Err(verification(format!(
-                    "{who}: {} lists other files than the signed Sources index",
-                    f.name
-                )));
-            }
+            check_dsc_files(&dst, f, lock, who)?;
         }
     }
-    let log_path = root.join("build.log");
-    let log_file = std::fs::File::create(&log_path)
-        .map_err(|e| bad_input(format!("{}: {e}", log_path.display())))?;
-    let src = root.join("src");
+    Ok(dsc_name)
+}
+
+/// dpkg-source unpacks the files the `.dsc` lists, so its list must be
+/// the signed index's (both are signed statements about the same upload):
+/// otherwise a file no digest vouches for could reach the build.
+fn check_dsc_files(dst: &Path, f: &LockedSourceFile, lock: &SourceLock, who: &str) -> Result<()> {
+    let text =
+        std::fs::read_to_string(dst).map_err(|e| bad_input(format!("{who}: {}: {e}", f.name)))?;
+    let paras = debian::control::parse_paragraphs(dsc_body(&text))
+        .map_err(|e| verification(format!("{who}: {}: {e}", f.name)))?;
+    let listed = paras
+        .first()
+        .and_then(|p| p.get("Checksums-Sha256"))
+        .ok_or_else(|| verification(format!("{who}: {} has no Checksums-Sha256", f.name)))?;
+    let mut in_dsc: Vec<(String, String, u64)> =
+        debian::sources::parse_checksums(&lock.package, listed)
+            .map_err(|e| verification(format!("{who}: {}: {e}", f.name)))?
+            .into_iter()
+            .map(|x| (x.name, x.sha256, x.size))
+            .collect();
+    let mut in_lock: Vec<(String, String, u64)> = lock
+        .files
+        .iter()
+        .filter(|x| !x.name.ends_with(".dsc"))
+        .map(|x| (x.name.clone(), x.sha256.clone(), x.size))
+        .collect();
+    in_dsc.sort();
+    in_lock.sort();
+    if in_dsc != in_lock {
+        return Err(verification(format!(
+            "{who}: {} lists other files than the signed Sources index",
+            f.name
+        )));
+    }
+    Ok(())
+}
+
+/// `dpkg-source -x`, so Debian's patches are applied exactly as Debian
+/// builds the package.
+fn unpack(work: &WorkDir, dsc_name: &str, who: &str) -> Result<()> {
     let out = Command::new("dpkg-source")
-        .current_dir(&dl)
-        .args(["--no-copy", "-x", &dsc_name])
-        .arg(&src)
+        .current_dir(&work.dl)
+        .args(["--no-copy", "-x", dsc_name])
+        .arg(&work.src)
         .env("LC_ALL", "C")
         .stdin(Stdio::null())
         .output()
@@ -660,11 +815,17 @@ fn compile(
             String::from_utf8_lossy(&out.stderr).trim()
         )));
     }
+    Ok(())
+}
+
+/// The spec's own patches, over Debian's, in the order listed; one that
+/// does not apply stops the build rather than compiling other code.
+fn apply_patches(spec: &Spec, s: &SourceSpec, src: &Path, who: &str) -> Result<()> {
     for p in &s.patches {
         let path = std::fs::canonicalize(spec.resolve_inside(&format!("{who}: patch"), p)?)
             .map_err(|e| bad_input(format!("{who}: patch {}: {e}", p.display())))?;
         let out = Command::new("patch")
-            .current_dir(&src)
+            .current_dir(src)
             .args([
                 "-p1",
                 "--batch",
@@ -684,42 +845,82 @@ fn compile(
             )));
         }
     }
-    // Debian's own trees often ship stale config.sub/config.guess that do
-    // not know musl; use the host's (autotools-dev), as dh_update_autotools_config does.
-    replace_autotools_aux(&src)?;
-    for (_, dep_out) in deps {
-        copy_tree(dep_out, &root.join("deps"))?;
+    Ok(())
+}
+
+/// Runs the recipe's steps in order, each in the cleared environment, all
+/// writing to the one log; the first that fails stops the build.
+fn run_steps(job: &Job, unit: &Unit, work: &WorkDir, log_file: &std::fs::File) -> Result<()> {
+    let env = RecipeEnv::new(job, work)?;
+    for (i, step) in unit.s.steps.iter().enumerate() {
+        let status = env
+            .command(step, log_file)?
+            .status()
+            .map_err(|e| bad_input(format!("{}: cannot run /bin/sh: {e}", unit.who)))?;
+        if !status.success() {
+            return Err(step_failure(unit, work, i, step, status));
+        }
     }
-    let tools = root.join("tools");
-    write_wrappers(&tools, zig, target, &root)?;
-    let debian_arch = crate::apt::debian_arch(platform)?;
-    let jobs = std::thread::available_parallelism()
-        .map(|n| n.get())
-        .unwrap_or(1);
-    let deps_dir = root.join("deps");
-    let path_env = format!("{}:/usr/local/bin:/usr/bin:/bin", tools.display());
-    // zig's own cache (its musl libc per target) is content-addressed and
-    // may be shared between caches (`NETSHOOT_ZIG_CACHE`).
-    let zig_cache = std::env::var_os("NETSHOOT_ZIG_CACHE")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| cache.root().join("zig-cache"));
-    for (i, step) in s.steps.iter().enumerate() {
+    Ok(())
+}
+
+/// What a recipe step sees: nothing of the host's environment, so the
+/// output depends only on what the cache key holds.
+struct RecipeEnv<'a> {
+    work: &'a WorkDir,
+    target: &'a str,
+    debian_arch: &'static str,
+    epoch: u64,
+    jobs: usize,
+    /// The wrappers first, then the host's tools.
+    path: String,
+    /// zig's own cache (its musl libc per target) is content-addressed and
+    /// may be shared between caches (`NETSHOOT_ZIG_CACHE`).
+    zig_cache: PathBuf,
+}
+
+impl<'a> RecipeEnv<'a> {
+    /// Reads the host once for every step (parallelism, zig's cache).
+    fn new(job: &'a Job, work: &'a WorkDir) -> Result<RecipeEnv<'a>> {
+        let debian_arch = crate::apt::debian_arch(job.platform)?;
+        let jobs = std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(1);
+        let path = format!("{}:/usr/local/bin:/usr/bin:/bin", work.tools.display());
+        let zig_cache = std::env::var_os("NETSHOOT_ZIG_CACHE")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| job.cache.root().join("zig-cache"));
+        Ok(RecipeEnv {
+            work,
+            target: job.target,
+            debian_arch,
+            epoch: job.epoch,
+            jobs,
+            path,
+            zig_cache,
+        })
+    }
+
+    /// `bash -euo pipefail -c STEP` in the source tree, with the variables
+    /// the recipes are written against and the compiler set to the wrappers.
+    fn command(&self, step: &str, log_file: &std::fs::File) -> Result<Command> {
+        let (root, tools, deps_dir) = (&self.work.root, &self.work.tools, &self.work.deps);
         let mut cmd = Command::new("bash");
-        cmd.current_dir(&src)
+        cmd.current_dir(&self.work.src)
             .args(["-euo", "pipefail", "-c", step])
             .env_clear()
-            .env("PATH", &path_env)
+            .env("PATH", &self.path)
             .env("HOME", root.join("home"))
             .env("LC_ALL", "C")
             .env("TZ", "UTC")
-            .env("SOURCE_DATE_EPOCH", epoch.to_string())
-            .env("HOST", target)
-            .env("ARCH", debian_arch)
-            .env("ROOT", &root)
+            .env("SOURCE_DATE_EPOCH", self.epoch.to_string())
+            .env("HOST", self.target)
+            .env("ARCH", self.debian_arch)
+            .env("ROOT", root)
             .env("BUILD", "x86_64-linux-gnu")
-            .env("JOBS", jobs.to_string())
-            .env("SRC", &src)
-            .env("DEPS", &deps_dir)
+            .env("JOBS", self.jobs.to_string())
+            .env("SRC", &self.work.src)
+            .env("DEPS", deps_dir)
             .env("OUT", root.join("out"))
             .env("CC", tools.join("cc"))
             .env("CXX", tools.join("c++"))
@@ -736,53 +937,70 @@ fn compile(
                 format!("-L{}/usr/lib -static -s", deps_dir.display()),
             )
             .env("PKG_CONFIG_LIBDIR", deps_dir.join("usr/lib/pkgconfig"))
-            .env("PKG_CONFIG_SYSROOT_DIR", &deps_dir)
-            .env("ZIG_GLOBAL_CACHE_DIR", &zig_cache)
+            .env("PKG_CONFIG_SYSROOT_DIR", deps_dir)
+            .env("ZIG_GLOBAL_CACHE_DIR", &self.zig_cache)
             .env("ZIG_LOCAL_CACHE_DIR", root.join("zig-local"))
             .stdin(Stdio::null())
             .stdout(log_file.try_clone().map_err(|e| bad_input(e.to_string()))?)
             .stderr(log_file.try_clone().map_err(|e| bad_input(e.to_string()))?);
-        let status = cmd
-            .status()
-            .map_err(|e| bad_input(format!("{who}: cannot run /bin/sh: {e}")))?;
-        if !status.success() {
-            // One line: the step, the log's last error line, the log.
-            let text = std::fs::read_to_string(&log_path).unwrap_or_default();
-            let lines: Vec<&str> = text.lines().filter(|l| !l.trim().is_empty()).collect();
-            let why = lines
-                .iter()
-                .rev()
-                .find(|l| l.contains("error:") || l.contains("Error ") || l.contains("*** "))
-                .or(lines.last())
-                .map(|l| l.trim())
-                .unwrap_or("no output");
-            return Err(bad_input(format!(
-                "{who}: step {} of {} (`{step}`) failed ({status}): {why} (full log: {})",
-                i + 1,
-                s.steps.len(),
-                log_path.display()
-            )));
-        }
+        Ok(cmd)
     }
-    for b in &s.bins {
-        let p = root.join("out/usr/bin").join(b);
+}
+
+/// One line for a failed step: the step, the log's last error line, the
+/// log's path; a build log is too long for the terminal.
+fn step_failure(
+    unit: &Unit,
+    work: &WorkDir,
+    i: usize,
+    step: &str,
+    status: std::process::ExitStatus,
+) -> anyhow::Error {
+    let text = std::fs::read_to_string(&work.log).unwrap_or_default();
+    let lines: Vec<&str> = text.lines().filter(|l| !l.trim().is_empty()).collect();
+    let why = lines
+        .iter()
+        .rev()
+        .find(|l| l.contains("error:") || l.contains("Error ") || l.contains("*** "))
+        .or(lines.last())
+        .map(|l| l.trim())
+        .unwrap_or("no output");
+    bad_input(format!(
+        "{}: step {} of {} (`{step}`) failed ({status}): {why} (full log: {})",
+        unit.who,
+        i + 1,
+        unit.s.steps.len(),
+        work.log.display()
+    ))
+}
+
+/// Every program the entry names must be under `$OUT`: a recipe that
+/// installed elsewhere fails here, naming the log, not later in the image.
+fn check_installed(unit: &Unit, work: &WorkDir) -> Result<()> {
+    for b in &unit.s.bins {
+        let p = work.root.join("out/usr/bin").join(b);
         if !p.is_file() {
             return Err(bad_input(format!(
-                "{who}: the recipe did not install usr/bin/{b} under $OUT (log: {})",
-                log_path.display()
+                "{}: the recipe did not install usr/bin/{b} under $OUT (log: {})",
+                unit.who,
+                work.log.display()
             )));
         }
     }
-    // Publish atomically: the output folder, then the marker.
+    Ok(())
+}
+
+/// Publishes atomically: the output folder, then the `.complete` marker,
+/// so a reader never takes a half-written result for a cached one.
+fn publish(work: &WorkDir, done: &Path) -> Result<()> {
     remove_dir_if_exists(done)?;
     std::fs::create_dir_all(done).map_err(|e| bad_input(format!("{}: {e}", done.display())))?;
-    std::fs::rename(root.join("out"), done.join("out"))
+    std::fs::rename(work.root.join("out"), done.join("out"))
         .map_err(|e| bad_input(format!("{}: {e}", done.display())))?;
-    let _ = std::fs::copy(&log_path, done.join("build.log"));
+    let _ = std::fs::copy(&work.log, done.join("build.log"));
     std::fs::write(done.join(".complete"), b"")
         .map_err(|e| bad_input(format!("{}: {e}", done.display())))?;
-    remove_dir_if_exists(&root)?;
-    Ok(())
+    remove_dir_if_exists(&work.root)
 }
 
 fn replace_autotools_aux(src: &Path) -> Result<()> {

@@ -19,7 +19,9 @@
 pub mod auth;
 pub mod client;
 pub mod error;
+mod manifest;
 mod parallel;
+mod progress;
 pub mod pull;
 pub mod push;
 pub mod reference;

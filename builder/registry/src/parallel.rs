@@ -4,7 +4,7 @@
 
 use crate::client::lock;
 use crate::error::{Error, Result};
-use crate::push::ProgressEvent;
+use crate::progress::ProgressEvent;
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{mpsc, Mutex};

@@ -3,7 +3,8 @@
 
 use crate::client::{expect, lock, Client, Registry, Req};
 use crate::error::{Error, Result, Target};
-use crate::push::{filter_index, is_manifest_type, BlobOutcome, ProgressEvent};
+use crate::manifest::{filter_index, is_manifest_type};
+use crate::progress::{BlobOutcome, ProgressEvent};
 use crate::reference::Reference;
 use image_layout::layout::{MT_DOCKER_LIST, MT_DOCKER_MANIFEST, MT_INDEX, MT_MANIFEST, REF_NAME};
 use image_layout::oci_spec::image::{Descriptor, ImageIndex, ImageIndexBuilder, MediaType};
@@ -12,8 +13,7 @@ use reqwest::Method;
 use std::collections::{HashMap, VecDeque};
 use std::io::{Read, Write};
 
-/// The `Accept` list for manifests: OCI and Docker v2, index and image.
-pub const MANIFEST_ACCEPT: &str = "application/vnd.oci.image.index.v1+json, application/vnd.oci.image.manifest.v1+json, application/vnd.docker.distribution.manifest.list.v2+json, application/vnd.docker.distribution.manifest.v2+json";
+pub use crate::manifest::MANIFEST_ACCEPT;
 
 /// Manifests larger than this are refused (the distribution spec's
 /// suggested limit is 4 MiB).

@@ -5,71 +5,18 @@
 
 use crate::client::{expect, lock, BodySpec, Client, Registry, Req};
 use crate::error::{Error, Result, Target};
+use crate::manifest::{filter_index, is_index_type, is_manifest_type};
 use crate::reference::Reference;
 use crate::referrers::{referrer_descriptor, referrers_tag};
-use image_layout::layout::{MT_DOCKER_LIST, MT_DOCKER_MANIFEST, MT_INDEX, MT_MANIFEST};
+use image_layout::layout::MT_INDEX;
 use image_layout::oci_spec::image::Descriptor;
 use image_layout::{canonical_json, Digest, OciLayout, Platform};
 use reqwest::{Method, Url};
 use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::sync::atomic::Ordering;
 use std::sync::{mpsc, Arc};
-use std::time::Duration;
 
-/// How one blob reached the registry.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum BlobOutcome {
-    /// Its bytes were sent.
-    Uploaded,
-    /// The registry already had it in the target repository.
-    Skipped,
-    /// Mounted from another repository of the same registry.
-    Mounted {
-        /// The repository it came from.
-        from: String,
-    },
-    /// Downloaded (pull).
-    Downloaded,
-}
-
-/// What a push or pull reports while it runs.
-#[derive(Clone, Debug)]
-pub enum ProgressEvent {
-    /// A blob transfer starts.
-    BlobStarted {
-        /// The blob.
-        digest: Digest,
-        /// Its size.
-        size: u64,
-    },
-    /// A blob is done.
-    BlobDone {
-        /// The blob.
-        digest: Digest,
-        /// Its size.
-        size: u64,
-        /// How.
-        outcome: BlobOutcome,
-    },
-    /// A manifest or index was stored under `reference` (a digest or tag).
-    ManifestPushed {
-        /// Tag or digest it was put under.
-        reference: String,
-        /// Its digest.
-        digest: Digest,
-    },
-    /// A transfer failed and will be tried again.
-    Retrying {
-        /// What is retried.
-        what: String,
-        /// The attempt that failed (1-based).
-        attempt: u32,
-        /// Why (one line, no secrets).
-        error: String,
-        /// The wait before the next attempt.
-        delay: Duration,
-    },
-}
+pub use crate::progress::{BlobOutcome, ProgressEvent};
 
 /// The result of a push.
 #[derive(Clone, Debug)]
@@ -99,57 +46,6 @@ pub struct PushReport {
     /// Bytes of request bodies sent (blob and manifest bodies, retries
     /// included; a shared client's concurrent transfers count too).
     pub bytes_sent: u64,
-}
-
-pub(crate) fn is_manifest_type(mt: &str) -> bool {
-    matches!(
-        mt,
-        MT_MANIFEST | MT_DOCKER_MANIFEST | MT_INDEX | MT_DOCKER_LIST
-    )
-}
-
-fn is_index_type(mt: &str) -> bool {
-    mt == MT_INDEX || mt == MT_DOCKER_LIST
-}
-
-/// Drops the index entries whose platform is not asked for; errors when
-/// none is left. Entries are kept as JSON so that unknown fields survive.
-pub(crate) fn filter_index(
-    index: &mut serde_json::Value,
-    platforms: &[Platform],
-    what: &str,
-) -> Result<()> {
-    let Some(list) = index.get_mut("manifests").and_then(|m| m.as_array_mut()) else {
-        return Err(Error::Invalid(format!(
-            "{what}: the index has no manifests"
-        )));
-    };
-    let mut available = Vec::new();
-    list.retain(|m| {
-        let Some(p) = m.get("platform") else {
-            return false;
-        };
-        let s = |k: &str| p.get(k).and_then(|x| x.as_str()).map(str::to_string);
-        let plat = Platform {
-            os: s("os").unwrap_or_default(),
-            architecture: s("architecture").unwrap_or_default(),
-            variant: s("variant"),
-        };
-        available.push(plat.to_string());
-        platforms.iter().any(|want| want.matches(&plat))
-    });
-    if list.is_empty() {
-        return Err(Error::Invalid(format!(
-            "{what}: no image for platform(s) {} (the image has {})",
-            platforms
-                .iter()
-                .map(|p| p.to_string())
-                .collect::<Vec<_>>()
-                .join(", "),
-            available.join(", ")
-        )));
-    }
-    Ok(())
 }
 
 /// Resolves a `Location` header against the URL it answered.

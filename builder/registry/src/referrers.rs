@@ -10,7 +10,7 @@
 
 use crate::client::{Client, Registry, Req};
 use crate::error::{Error, Result, Target};
-use crate::pull::MANIFEST_ACCEPT;
+use crate::manifest::MANIFEST_ACCEPT;
 use image_layout::layout::MT_INDEX;
 use image_layout::{canonical_json, Digest};
 use reqwest::Method;

@@ -9,7 +9,7 @@
 mod common;
 use common::*;
 use image_layout::Platform;
-use netshoot_build::crates::{build_crate, lock_crate, BuiltBinary, CrateLock, CrateSpec};
+use netshoot_build::source::cargo::compile::{build_crate, lock_crate, BuiltBinary, CrateLock, CrateSpec};
 use netshoot_build::elf::check_static;
 use netshoot_build::error::{exit_code, one_line};
 use std::path::{Path, PathBuf};

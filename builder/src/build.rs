@@ -315,7 +315,9 @@ pub fn spec_digest(spec: &Spec) -> Result<String> {
     for c in &spec.cargo {
         // An in-repo crate's own sources decide its lock too: an edit relocks.
         let tree = match &c.path {
-            Some(p) => Some(crate::crates::tree_digest(&spec.base_dir().join(p))?),
+            Some(p) => Some(crate::source::cargo::compile::tree_digest(
+                &spec.base_dir().join(p),
+            )?),
             None => None,
         };
         cargo.push(serde_json::json!({"spec": c, "tree": tree}));

@@ -195,7 +195,7 @@ pub struct CrateLock {
     /// Its exact version.
     pub version: String,
     /// sha256 (hex) of the `.crate` as the registry index records it; for a
-    /// `path` crate, the sha256 of its source tree (see `crates::tree_digest`).
+    /// `path` crate, the sha256 of its source tree (see `source::cargo::compile::tree_digest`).
     pub checksum: String,
     /// sha256 (hex) of [`CrateLock::lockfile`].
     pub lock_sha256: String,

@@ -321,9 +321,9 @@ fn check_before_push(
                 .manifests()
                 .iter()
                 .filter(|d| {
-                    d.annotations()
-                        .as_ref()
-                        .is_some_and(|a| a.contains_key(crate::image::referrers::SUBJECT_ANNOTATION))
+                    d.annotations().as_ref().is_some_and(|a| {
+                        a.contains_key(crate::image::referrers::SUBJECT_ANNOTATION)
+                    })
                 })
                 .cloned(),
         );

@@ -4,13 +4,15 @@
 //! the locked ca-certificates package make the static toolbox, as an
 //! image's root filesystem or as a bundle to copy into a container.
 
+pub mod compile;
+
 use super::{Context, Contribution, Source};
 use crate::cache::Cache;
 use crate::error::{bad_input, Result};
 use crate::image::write::meta;
 use crate::lockfile::Lockfile;
 use crate::sbom::{PackageKind, SbomPackage};
-use crate::sources::BuiltSource;
+use crate::source::debsrc::compile::BuiltSource;
 use crate::spec::Spec;
 use crate::target::Target;
 use image_layout::{Body, Entry, Node, Platform, Tree};
@@ -46,7 +48,8 @@ impl Source for DebianSources {
     }
 
     fn lock(&self, cx: &Context, _: Option<&Lockfile>, lock: &mut Lockfile) -> Result<()> {
-        lock.sources = crate::sources::lock_sources(cx.spec, cx.mirrors, cx.cache, cx.log)?;
+        lock.sources =
+            crate::source::debsrc::compile::lock_sources(cx.spec, cx.mirrors, cx.cache, cx.log)?;
         Ok(())
     }
 
@@ -125,7 +128,7 @@ fn build_platforms(
             .iter()
             .map(|p| {
                 s.spawn(move || {
-                    let built = crate::sources::build_all(
+                    let built = crate::source::debsrc::compile::build_all(
                         spec,
                         &lock.sources,
                         opts_mirrors,

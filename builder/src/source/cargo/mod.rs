@@ -2,12 +2,14 @@
 //! target, from the crate's own `Cargo.lock` (see `crates.rs` for how a
 //! crate is locked, built, checked and cached).
 
+pub mod compile;
+
 use super::{Context, Contribution, Source};
-use crate::crates::CrateLock;
 use crate::error::{bad_input, Result};
 use crate::image::write::meta;
 use crate::lockfile::Lockfile;
 use crate::sbom::{self, SbomPackage};
+use crate::source::cargo::compile::CrateLock;
 use crate::target::Target;
 use image_layout::{Body, Entry, Node};
 use std::collections::BTreeMap;
@@ -28,7 +30,7 @@ impl Source for Cargo {
         let work = tempfile::tempdir()?;
         for c in &cx.spec.cargo {
             (cx.log)(format!("lock crate {}", c.name));
-            let l = crate::crates::lock_crate(c, &cx.spec.base_dir(), work.path())?;
+            let l = crate::source::cargo::compile::lock_crate(c, &cx.spec.base_dir(), work.path())?;
             lock.crates.insert(c.name.clone(), l);
         }
         Ok(())
@@ -41,7 +43,7 @@ impl Source for Cargo {
         targets: &[Target],
     ) -> Result<Vec<Contribution>> {
         let mut out: Vec<Contribution> = targets.iter().map(|_| Contribution::default()).collect();
-        let mut locks: Vec<(&crate::crates::CrateSpec, CrateLock)> = Vec::new();
+        let mut locks: Vec<(&crate::source::cargo::compile::CrateSpec, CrateLock)> = Vec::new();
         for c in cx.spec.cargo.iter().filter(|c| c.active(cx.profiles)) {
             let cl = lock.crates.get(&c.name).ok_or_else(|| {
                 bad_input(format!(
@@ -52,7 +54,7 @@ impl Source for Cargo {
             })?;
             let cl = cl.clone();
             for (t, contribution) in targets.iter().zip(out.iter_mut()) {
-                let built = crate::crates::build_crate_with(
+                let built = crate::source::cargo::compile::build_crate_with(
                     c,
                     &cl,
                     &cx.spec.base_dir(),

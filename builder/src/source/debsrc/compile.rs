@@ -11,9 +11,9 @@
 
 use crate::apt::MirrorConfig;
 use crate::cache::Cache;
-use crate::crates::{capture, copy_tree, remove_dir_if_exists, FileLock};
 use crate::error::{bad_input, network, verification, Result};
 pub use crate::lockfile::{LockedSourceFile, SourceLock};
+use crate::source::cargo::compile::{capture, copy_tree, remove_dir_if_exists, FileLock};
 pub use crate::spec::{build_order, SourceSpec, StaticSpec};
 use crate::spec::{static_repository as repository, AptRepository, Spec};
 use image_layout::Platform;

@@ -32,7 +32,7 @@ platforms = ["linux/amd64"]
 name = "bench"
 tag = "bench"
 [[local]]
-src = "$TREE"
+src = "tree"
 dest = "/data"
 SPEC
 

@@ -106,232 +106,39 @@ impl Client {
         let sent_before = self.bytes_sent.load(Ordering::Relaxed);
         let repo = target.repository.as_str();
         let scopes = vec![format!("repository:{repo}:pull,push")];
-        let top_digest = Digest::from(top.digest());
-        let top_mt = top.media_type().to_string();
-        let layout_name = layout.root().display().to_string();
-
-        // Plan: the top-level bytes, the manifests below it, the blobs.
-        let original = layout.read_blob(&top_digest)?;
-        let (top_bytes, children): (Vec<u8>, Vec<Descriptor>) = if is_index_type(&top_mt) {
-            match platforms {
-                Some(ps) if !ps.is_empty() => {
-                    let mut v: serde_json::Value =
-                        serde_json::from_slice(&original).map_err(|e| {
-                            Error::Invalid(format!("{layout_name}: index {top_digest}: {e}"))
-                        })?;
-                    filter_index(&mut v, ps, &layout_name)?;
-                    let bytes = canonical_json(&v)
-                        .map_err(|e| Error::Invalid(format!("{layout_name}: {e}")))?;
-                    let idx: image_layout::oci_spec::image::ImageIndex =
-                        serde_json::from_slice(&bytes).map_err(|e| {
-                            Error::Invalid(format!("{layout_name}: filtered index: {e}"))
-                        })?;
-                    (bytes, idx.manifests().clone())
-                }
-                _ => (
-                    original.clone(),
-                    layout.read_index_blob(top)?.manifests().clone(),
-                ),
-            }
-        } else {
-            if let Some(ps) = platforms.filter(|p| !p.is_empty()) {
-                let images = layout.images(top)?;
-                if !images.iter().any(|(p, _)| ps.iter().any(|w| w.matches(p))) {
-                    return Err(Error::Invalid(format!(
-                        "{layout_name}: no image for platform(s) {} (the image is for {})",
-                        ps.iter()
-                            .map(|p| p.to_string())
-                            .collect::<Vec<_>>()
-                            .join(", "),
-                        images
-                            .iter()
-                            .map(|(p, _)| p.to_string())
-                            .collect::<Vec<_>>()
-                            .join(", ")
-                    )));
-                }
-            }
-            (original.clone(), Vec::new())
-        };
-        let pushed_digest = Digest::of(&top_bytes);
-        if let Some(d) = &target.digest {
-            if d != &pushed_digest {
-                return Err(Error::Invalid(format!(
-                    "{target}: the image to push has digest {pushed_digest}, not the one in the reference"
-                )));
-            }
-        }
-
-        let mut manifests: Vec<Descriptor> = Vec::new();
-        let mut blobs: Vec<BlobJob> = Vec::new();
-        let mut seen = HashSet::new();
-        let mut add =
-            |descs: Vec<Descriptor>, manifests: &mut Vec<Descriptor>, blobs: &mut Vec<BlobJob>| {
-                for d in descs {
-                    if !seen.insert(d.digest().to_string()) {
-                        continue;
-                    }
-                    if is_manifest_type(d.media_type().as_ref()) {
-                        manifests.push(d);
-                    } else {
-                        blobs.push(BlobJob {
-                            digest: Digest::from(d.digest()),
-                            size: d.size(),
-                        });
-                    }
-                }
-            };
-        if is_index_type(&top_mt) {
-            for c in &children {
-                add(layout.reachable(c)?, &mut manifests, &mut blobs);
-            }
-        } else {
-            let mut r = layout.reachable(top)?;
-            r.retain(|d| Digest::from(d.digest()) != top_digest);
-            add(r, &mut manifests, &mut blobs);
-        }
-        // Referrers (SBOMs, signatures) that the layout lists at top level.
-        let mut subjects: BTreeSet<String> =
-            manifests.iter().map(|d| d.digest().to_string()).collect();
-        subjects.insert(pushed_digest.to_string());
-        let mut referrers: Vec<(Descriptor, String)> = Vec::new();
-        for entry in layout.read_index()?.manifests() {
-            let d = Digest::from(entry.digest());
-            if d == top_digest || !is_manifest_type(entry.media_type().as_ref()) {
-                continue;
-            }
-            let Ok(bytes) = layout.read_blob(&d) else {
-                continue;
-            };
-            let subject = serde_json::from_slice::<serde_json::Value>(&bytes)
-                .ok()
-                .and_then(|v| v.pointer("/subject/digest")?.as_str().map(str::to_string));
-            if let Some(subject) = subject.filter(|s| subjects.contains(s)) {
-                let mut r = layout.reachable(entry)?;
-                r.retain(|x| Digest::from(x.digest()) != d);
-                add(r, &mut manifests, &mut blobs);
-                referrers.push((entry.clone(), subject));
-            }
-        }
+        let mut plan = PushPlan::new(layout, top, platforms, target)?;
 
         // Only now the network: a bad layout or platform is reported as
         // such, even when the registry is out of reach.
         let reg = self.registry(target.api_host())?;
-
-        // Blobs, in parallel.
+        let blobs = std::mem::take(&mut plan.blobs);
         let outcomes = self.upload_blobs(&reg, repo, &scopes, layout, blobs, progress)?;
-        let blob_bytes_uploaded = outcomes
-            .iter()
-            .filter(|(o, _)| *o == BlobOutcome::Uploaded)
-            .map(|(_, size)| size)
-            .sum();
-        let outcomes: Vec<BlobOutcome> = outcomes.into_iter().map(|(o, _)| o).collect();
-        let mut report = PushReport {
-            reference: target.with_digest(&pushed_digest),
-            digest: pushed_digest.clone(),
-            media_type: top_mt.clone(),
-            tags: Vec::new(),
-            blobs_uploaded: outcomes
-                .iter()
-                .filter(|o| **o == BlobOutcome::Uploaded)
-                .count(),
-            blob_bytes_uploaded,
-            blobs_skipped: outcomes
-                .iter()
-                .filter(|o| **o == BlobOutcome::Skipped)
-                .count(),
-            blobs_mounted: outcomes
-                .iter()
-                .filter(|o| matches!(o, BlobOutcome::Mounted { .. }))
-                .count(),
-            manifests_pushed: 0,
-            referrers_tags: Vec::new(),
-            bytes_sent: 0,
-        };
+        let mut report = plan.report(target, outcomes);
 
-        // Manifests: children before parents (reachable() orders them so).
-        // Image manifests depend only on their blobs: put them in
-        // parallel. Indexes follow, in order, as they name manifests.
-        let (images, indexes): (Vec<&Descriptor>, Vec<&Descriptor>) = manifests
-            .iter()
-            .partition(|m| !is_index_type(m.media_type().as_ref()));
-        for d in self.put_manifests_parallel(&reg, repo, &scopes, layout, &images)? {
-            report.manifests_pushed += 1;
-            progress(ProgressEvent::ManifestPushed {
-                reference: d.to_string(),
-                digest: d,
-            });
-        }
-        // `put` answers the registry's `OCI-Subject` header, if any.
-        let mut put = |bytes: &[u8], mt: &str, reference: &str| -> Result<Option<String>> {
-            let (d, subject) =
-                self.put_manifest_with_subject(&reg, repo, &scopes, reference, bytes, mt)?;
-            report.manifests_pushed += 1;
-            progress(ProgressEvent::ManifestPushed {
-                reference: reference.to_string(),
-                digest: d,
-            });
-            Ok(subject)
+        // Then the manifests, so that none names a missing blob, and the
+        // tags last, so that no tag names a missing manifest.
+        let mut phase = ManifestPhase {
+            client: self,
+            reg: &reg,
+            repo,
+            scopes: &scopes,
+            layout,
+            progress,
+            pushed: 0,
         };
-        for m in indexes {
-            let d = Digest::from(m.digest());
-            let bytes = layout.read_blob(&d)?;
-            put(&bytes, m.media_type().as_ref(), &d.to_string())?;
-        }
-        put(&top_bytes, &top_mt, &pushed_digest.to_string())?;
-        // Referrers, then the referrers tag schema for the subjects whose
-        // referrers the registry did not index itself.
-        let mut unindexed: BTreeMap<String, Vec<serde_json::Value>> = BTreeMap::new();
-        for (r, subject) in &referrers {
-            let d = Digest::from(r.digest());
-            let bytes = layout.read_blob(&d)?;
-            let mt = r.media_type().to_string();
-            let acked = put(&bytes, &mt, &d.to_string())?;
-            if acked.as_deref() != Some(subject.as_str()) {
-                unindexed
-                    .entry(subject.clone())
-                    .or_default()
-                    .push(referrer_descriptor(&bytes, &mt)?);
-            }
-        }
-        let mut has_api: Option<bool> = None;
-        let mut referrers_tags = Vec::new();
-        for (subject, descs) in &unindexed {
-            let subject: Digest = subject.parse().map_err(|_| {
-                Error::Invalid(format!(
-                    "{layout_name}: a referrer's subject {subject:?} is not a sha256 digest"
-                ))
-            })?;
-            // One probe per push: the API is a property of the registry.
-            let api = match has_api {
-                Some(a) => a,
-                None => *has_api.insert(self.has_referrers_api(&reg, repo, &scopes, &subject)?),
-            };
-            if api {
-                continue;
-            }
-            if let Some(bytes) =
-                self.merged_referrers_index(&reg, repo, &scopes, &subject, descs)?
-            {
-                let tag = referrers_tag(&subject);
-                put(&bytes, MT_INDEX, &tag)?;
-                referrers_tags.push(tag);
-            }
-        }
-        let mut tags: Vec<String> = Vec::new();
-        if target.digest.is_none() || target.tag.is_some() {
-            tags.push(target.tag.clone().unwrap_or_else(|| "latest".into()));
-        }
-        for t in extra_tags {
-            if !tags.contains(t) {
-                tags.push(t.clone());
-            }
-        }
+        phase.below_top(&plan.manifests)?;
+        phase.put(
+            &plan.top_bytes,
+            &plan.top_mt,
+            &plan.pushed_digest.to_string(),
+        )?;
+        report.referrers_tags = phase.referrers(&plan.referrers)?;
+        let tags = tag_list(target, extra_tags);
         for t in &tags {
-            put(&top_bytes, &top_mt, t)?;
+            phase.put(&plan.top_bytes, &plan.top_mt, t)?;
         }
         report.tags = tags;
-        report.referrers_tags = referrers_tags;
+        report.manifests_pushed = phase.pushed;
         report.bytes_sent = self.bytes_sent.load(Ordering::Relaxed) - sent_before;
         Ok(report)
     }
@@ -442,6 +249,375 @@ impl Client {
             });
             Ok((o, job.size))
         })
+    }
+}
+
+/// What a push sends, worked out from the layout alone before any
+/// request, so that a bad layout or platform is reported as such even
+/// when the registry is out of reach.
+struct PushPlan {
+    /// The top-level object as pushed: `top`'s bytes, or an index
+    /// narrowed to the platforms asked for.
+    top_bytes: Vec<u8>,
+    /// Its media type.
+    top_mt: String,
+    /// The digest of `top_bytes`.
+    pushed_digest: Digest,
+    /// The manifests and indexes below the top, children before parents
+    /// (as `reachable()` orders them).
+    manifests: Vec<Descriptor>,
+    /// The blobs, each once.
+    blobs: Vec<BlobJob>,
+    /// The referrer manifests to push, each with its subject's digest.
+    referrers: Vec<(Descriptor, String)>,
+}
+
+impl PushPlan {
+    /// Plans the push of `top` from `layout` to `target`: the top-level
+    /// bytes, what they reach, and the referrers the layout holds for
+    /// any of it. Errors when `target` names a digest other than the one
+    /// that would be pushed.
+    fn new(
+        layout: &OciLayout,
+        top: &Descriptor,
+        platforms: Option<&[Platform]>,
+        target: &Reference,
+    ) -> Result<Self> {
+        let top_digest = Digest::from(top.digest());
+        let top_mt = top.media_type().to_string();
+        let (top_bytes, children) = top_and_children(layout, top, platforms)?;
+        let pushed_digest = Digest::of(&top_bytes);
+        if let Some(d) = &target.digest {
+            if d != &pushed_digest {
+                return Err(Error::Invalid(format!(
+                    "{target}: the image to push has digest {pushed_digest}, not the one in the reference"
+                )));
+            }
+        }
+        let mut contents = Contents::default();
+        if is_index_type(&top_mt) {
+            for c in &children {
+                contents.add(layout.reachable(c)?);
+            }
+        } else {
+            let mut r = layout.reachable(top)?;
+            r.retain(|d| Digest::from(d.digest()) != top_digest);
+            contents.add(r);
+        }
+        let referrers = contents.add_referrers(layout, &top_digest, &pushed_digest)?;
+        Ok(PushPlan {
+            top_bytes,
+            top_mt,
+            pushed_digest,
+            manifests: contents.manifests,
+            blobs: contents.blobs,
+            referrers,
+        })
+    }
+
+    /// The report of this push with the blob counts from `outcomes` (each
+    /// with its blob's size); manifests, tags and bytes are filled in as
+    /// they are pushed.
+    fn report(&self, target: &Reference, outcomes: Vec<(BlobOutcome, u64)>) -> PushReport {
+        let blob_bytes_uploaded = outcomes
+            .iter()
+            .filter(|(o, _)| *o == BlobOutcome::Uploaded)
+            .map(|(_, size)| size)
+            .sum();
+        let outcomes: Vec<BlobOutcome> = outcomes.into_iter().map(|(o, _)| o).collect();
+        let count = |f: fn(&BlobOutcome) -> bool| outcomes.iter().filter(|o| f(o)).count();
+        PushReport {
+            reference: target.with_digest(&self.pushed_digest),
+            digest: self.pushed_digest.clone(),
+            media_type: self.top_mt.clone(),
+            tags: Vec::new(),
+            blobs_uploaded: count(|o| *o == BlobOutcome::Uploaded),
+            blob_bytes_uploaded,
+            blobs_skipped: count(|o| *o == BlobOutcome::Skipped),
+            blobs_mounted: count(|o| matches!(o, BlobOutcome::Mounted { .. })),
+            manifests_pushed: 0,
+            referrers_tags: Vec::new(),
+            bytes_sent: 0,
+        }
+    }
+}
+
+/// The bytes of the top-level object to push and, for an index, the
+/// manifests it lists. With `platforms`, an index is narrowed to them,
+/// and a single image must be for one of them: pushing something else
+/// than what was asked for would go unnoticed.
+fn top_and_children(
+    layout: &OciLayout,
+    top: &Descriptor,
+    platforms: Option<&[Platform]>,
+) -> Result<(Vec<u8>, Vec<Descriptor>)> {
+    let top_digest = Digest::from(top.digest());
+    let layout_name = layout.root().display().to_string();
+    let original = layout.read_blob(&top_digest)?;
+    let platforms = platforms.filter(|p| !p.is_empty());
+    if !is_index_type(top.media_type().as_ref()) {
+        if let Some(ps) = platforms {
+            check_platforms(layout, top, ps, &layout_name)?;
+        }
+        return Ok((original, Vec::new()));
+    }
+    match platforms {
+        Some(ps) => filtered_index(&original, &top_digest, ps, &layout_name),
+        None => Ok((original, layout.read_index_blob(top)?.manifests().clone())),
+    }
+}
+
+/// The index `original` narrowed to the platforms `ps`, as canonical JSON
+/// (the bytes to push, under a new digest), and the manifests it keeps.
+fn filtered_index(
+    original: &[u8],
+    top_digest: &Digest,
+    ps: &[Platform],
+    layout_name: &str,
+) -> Result<(Vec<u8>, Vec<Descriptor>)> {
+    let mut v: serde_json::Value = serde_json::from_slice(original)
+        .map_err(|e| Error::Invalid(format!("{layout_name}: index {top_digest}: {e}")))?;
+    filter_index(&mut v, ps, layout_name)?;
+    let bytes = canonical_json(&v).map_err(|e| Error::Invalid(format!("{layout_name}: {e}")))?;
+    let idx: image_layout::oci_spec::image::ImageIndex = serde_json::from_slice(&bytes)
+        .map_err(|e| Error::Invalid(format!("{layout_name}: filtered index: {e}")))?;
+    Ok((bytes, idx.manifests().clone()))
+}
+
+/// Refuses a single image that is for none of the platforms `ps`; it
+/// cannot be narrowed, and pushing it anyway would hide the mistake.
+fn check_platforms(
+    layout: &OciLayout,
+    top: &Descriptor,
+    ps: &[Platform],
+    layout_name: &str,
+) -> Result<()> {
+    let images = layout.images(top)?;
+    if images.iter().any(|(p, _)| ps.iter().any(|w| w.matches(p))) {
+        return Ok(());
+    }
+    Err(Error::Invalid(format!(
+        "{layout_name}: no image for platform(s) {} (the image is for {})",
+        ps.iter()
+            .map(|p| p.to_string())
+            .collect::<Vec<_>>()
+            .join(", "),
+        images
+            .iter()
+            .map(|(p, _)| p.to_string())
+            .collect::<Vec<_>>()
+            .join(", ")
+    )))
+}
+
+/// The manifests and blobs a push sends, sorted by kind, each digest
+/// once (an image and its referrers share blobs), in the order first
+/// reached.
+#[derive(Default)]
+struct Contents {
+    seen: HashSet<String>,
+    manifests: Vec<Descriptor>,
+    blobs: Vec<BlobJob>,
+}
+
+impl Contents {
+    /// Adds the descriptors not seen before: manifests to `manifests`,
+    /// everything else to `blobs`.
+    fn add(&mut self, descs: Vec<Descriptor>) {
+        for d in descs {
+            if !self.seen.insert(d.digest().to_string()) {
+                continue;
+            }
+            if is_manifest_type(d.media_type().as_ref()) {
+                self.manifests.push(d);
+            } else {
+                self.blobs.push(BlobJob {
+                    digest: Digest::from(d.digest()),
+                    size: d.size(),
+                });
+            }
+        }
+    }
+
+    /// Adds what the referrers (SBOMs, signatures) listed at the top of
+    /// the layout's `index.json` reach, for those whose `subject` is the
+    /// pushed top or one of the manifests added so far; returns them with
+    /// their subject. Other entries, and unreadable ones, are someone
+    /// else's images and are left alone.
+    fn add_referrers(
+        &mut self,
+        layout: &OciLayout,
+        top_digest: &Digest,
+        pushed_digest: &Digest,
+    ) -> Result<Vec<(Descriptor, String)>> {
+        let mut subjects: BTreeSet<String> = self
+            .manifests
+            .iter()
+            .map(|d| d.digest().to_string())
+            .collect();
+        subjects.insert(pushed_digest.to_string());
+        let mut referrers = Vec::new();
+        for entry in layout.read_index()?.manifests() {
+            let d = Digest::from(entry.digest());
+            if &d == top_digest || !is_manifest_type(entry.media_type().as_ref()) {
+                continue;
+            }
+            let Ok(bytes) = layout.read_blob(&d) else {
+                continue;
+            };
+            if let Some(subject) = subject_of(&bytes).filter(|s| subjects.contains(s)) {
+                let mut r = layout.reachable(entry)?;
+                r.retain(|x| Digest::from(x.digest()) != d);
+                self.add(r);
+                referrers.push((entry.clone(), subject));
+            }
+        }
+        Ok(referrers)
+    }
+}
+
+/// The `subject` digest a manifest names, if it is JSON and names one.
+fn subject_of(bytes: &[u8]) -> Option<String> {
+    serde_json::from_slice::<serde_json::Value>(bytes)
+        .ok()
+        .and_then(|v| v.pointer("/subject/digest")?.as_str().map(str::to_string))
+}
+
+/// The tags a push ends with: `target`'s tag (`latest` when it names
+/// neither tag nor digest), then `extra_tags`, each once.
+fn tag_list(target: &Reference, extra_tags: &[String]) -> Vec<String> {
+    let mut tags: Vec<String> = Vec::new();
+    if target.digest.is_none() || target.tag.is_some() {
+        tags.push(target.tag.clone().unwrap_or_else(|| "latest".into()));
+    }
+    for t in extra_tags {
+        if !tags.contains(t) {
+            tags.push(t.clone());
+        }
+    }
+    tags
+}
+
+/// The manifest half of a push: every put is counted and reported as
+/// [`ProgressEvent::ManifestPushed`] on the calling thread.
+struct ManifestPhase<'a> {
+    client: &'a Client,
+    reg: &'a Registry,
+    repo: &'a str,
+    scopes: &'a [String],
+    layout: &'a OciLayout,
+    progress: &'a dyn Fn(ProgressEvent),
+    /// Manifests and indexes put so far.
+    pushed: usize,
+}
+
+impl ManifestPhase<'_> {
+    /// Puts `bytes` under `reference` and reports it; answers the
+    /// registry's `OCI-Subject` header, if any.
+    fn put(&mut self, bytes: &[u8], mt: &str, reference: &str) -> Result<Option<String>> {
+        let (d, subject) = self.client.put_manifest_with_subject(
+            self.reg,
+            self.repo,
+            self.scopes,
+            reference,
+            bytes,
+            mt,
+        )?;
+        self.pushed += 1;
+        (self.progress)(ProgressEvent::ManifestPushed {
+            reference: reference.to_string(),
+            digest: d,
+        });
+        Ok(subject)
+    }
+
+    /// Puts the manifests below the top, children before parents. Image
+    /// manifests depend only on their blobs: they go in parallel. Indexes
+    /// follow, in order, as they name manifests.
+    fn below_top(&mut self, manifests: &[Descriptor]) -> Result<()> {
+        let (images, indexes): (Vec<&Descriptor>, Vec<&Descriptor>) = manifests
+            .iter()
+            .partition(|m| !is_index_type(m.media_type().as_ref()));
+        let digests = self.client.put_manifests_parallel(
+            self.reg,
+            self.repo,
+            self.scopes,
+            self.layout,
+            &images,
+        )?;
+        for d in digests {
+            self.pushed += 1;
+            (self.progress)(ProgressEvent::ManifestPushed {
+                reference: d.to_string(),
+                digest: d,
+            });
+        }
+        for m in indexes {
+            let d = Digest::from(m.digest());
+            let bytes = self.layout.read_blob(&d)?;
+            self.put(&bytes, m.media_type().as_ref(), &d.to_string())?;
+        }
+        Ok(())
+    }
+
+    /// Puts the referrers by digest, then the referrers tag schema's
+    /// indexes for the subjects whose referrers the registry did not
+    /// index itself; returns the tags of those indexes.
+    fn referrers(&mut self, referrers: &[(Descriptor, String)]) -> Result<Vec<String>> {
+        let mut unindexed: BTreeMap<String, Vec<serde_json::Value>> = BTreeMap::new();
+        for (r, subject) in referrers {
+            let d = Digest::from(r.digest());
+            let bytes = self.layout.read_blob(&d)?;
+            let mt = r.media_type().to_string();
+            let acked = self.put(&bytes, &mt, &d.to_string())?;
+            if acked.as_deref() != Some(subject.as_str()) {
+                unindexed
+                    .entry(subject.clone())
+                    .or_default()
+                    .push(referrer_descriptor(&bytes, &mt)?);
+            }
+        }
+        self.referrers_tags(&unindexed)
+    }
+
+    /// For each subject in `unindexed` (with its referrers' descriptors),
+    /// extends the index under its referrers tag, unless the registry
+    /// turns out to have the referrers API after all; returns the tags
+    /// written.
+    fn referrers_tags(
+        &mut self,
+        unindexed: &BTreeMap<String, Vec<serde_json::Value>>,
+    ) -> Result<Vec<String>> {
+        let layout_name = self.layout.root().display().to_string();
+        let (reg, repo, scopes) = (self.reg, self.repo, self.scopes);
+        let mut has_api: Option<bool> = None;
+        let mut tags = Vec::new();
+        for (subject, descs) in unindexed {
+            let subject: Digest = subject.parse().map_err(|_| {
+                Error::Invalid(format!(
+                    "{layout_name}: a referrer's subject {subject:?} is not a sha256 digest"
+                ))
+            })?;
+            // One probe per push: the API is a property of the registry.
+            let api = match has_api {
+                Some(a) => a,
+                None => {
+                    *has_api.insert(self.client.has_referrers_api(reg, repo, scopes, &subject)?)
+                }
+            };
+            if api {
+                continue;
+            }
+            if let Some(bytes) = self
+                .client
+                .merged_referrers_index(reg, repo, scopes, &subject, descs)?
+            {
+                let tag = referrers_tag(&subject);
+                self.put(&bytes, MT_INDEX, &tag)?;
+                tags.push(tag);
+            }
+        }
+        Ok(tags)
     }
 }
 

@@ -19,6 +19,12 @@ pub use crate::manifest::MANIFEST_ACCEPT;
 /// suggested limit is 4 MiB).
 const MAX_MANIFEST: u64 = 4 << 20;
 
+/// A fetched manifest: its bytes, exactly as received, and its media type.
+type Fetched = (Vec<u8>, String);
+
+/// A blob an image manifest names: its digest and its descriptor's size.
+type BlobRef = (Digest, u64);
+
 impl Client {
     /// Fetches a manifest or index: its exact bytes, media type and digest.
     /// When `reference` is a digest the bytes must hash to it.
@@ -161,7 +167,7 @@ impl Client {
         let reg = self.registry(source.api_host())?;
         let repo = source.repository.as_str();
         let scopes = vec![format!("repository:{repo}:pull")];
-        let (mut top, top_mt, _) = self.fetch_manifest(
+        let (top, top_mt, _) = self.fetch_manifest(
             &reg,
             repo,
             &scopes,
@@ -169,22 +175,35 @@ impl Client {
             source.digest.as_ref(),
             None,
         )?;
-        let platforms = platforms.filter(|p| !p.is_empty());
-        let mut manifests: Vec<(Vec<u8>, String)> = Vec::new();
-        let mut blobs: Vec<(Digest, u64)> = Vec::new();
-        let mut pending: VecDeque<(Vec<u8>, String)> = VecDeque::new();
-        if top_mt == MT_INDEX || top_mt == MT_DOCKER_LIST {
-            if let Some(ps) = platforms {
-                let mut v: serde_json::Value = serde_json::from_slice(&top)
-                    .map_err(|e| Error::Invalid(format!("{source}: {e}")))?;
-                filter_index(&mut v, ps, &source.to_string())?;
-                top = canonical_json(&v).map_err(|e| Error::Invalid(format!("{source}: {e}")))?;
-            }
-            pending.push_back((top.clone(), top_mt.clone()));
-        } else {
-            pending.push_back((top.clone(), top_mt.clone()));
-        }
-        // Walk manifests breadth-first; nested indexes are followed.
+        let top = narrow_top(top, &top_mt, platforms, source)?;
+        let (manifests, mut blobs) =
+            self.walk_manifests(&reg, repo, &scopes, source, &top, &top_mt)?;
+        let mut seen = std::collections::HashSet::new();
+        blobs.retain(|(d, _)| seen.insert(d.clone()));
+        blobs.retain(|(d, _)| !dest.has_blob(d));
+        self.download_blobs(&reg, repo, &scopes, dest, blobs, progress)?;
+        store_manifests(dest, &manifests)?;
+        tag_top(dest, &top, &top_mt, tag)
+    }
+
+    /// Fetches the manifests from `top` down, breadth-first, following
+    /// nested indexes (each child checked against its descriptor's digest
+    /// and size). Returns every manifest with its media type, `top` first,
+    /// and the blobs the image manifests name, config then layers, with
+    /// repeats. A bound on the count stops an index that never ends.
+    fn walk_manifests(
+        &self,
+        reg: &Registry,
+        repo: &str,
+        scopes: &[String],
+        source: &Reference,
+        top: &[u8],
+        top_mt: &str,
+    ) -> Result<(Vec<Fetched>, Vec<BlobRef>)> {
+        let mut manifests: Vec<Fetched> = Vec::new();
+        let mut blobs: Vec<BlobRef> = Vec::new();
+        let mut pending: VecDeque<Fetched> = VecDeque::new();
+        pending.push_back((top.to_vec(), top_mt.to_string()));
         let mut guard = 0;
         while let Some((bytes, mt)) = pending.pop_front() {
             guard += 1;
@@ -193,38 +212,13 @@ impl Client {
             }
             let v: serde_json::Value = serde_json::from_slice(&bytes)
                 .map_err(|e| Error::Invalid(format!("{source}: {e}")))?;
-            let desc_of = |d: &serde_json::Value| -> Result<(Digest, u64, String)> {
-                let digest = d
-                    .get("digest")
-                    .and_then(|x| x.as_str())
-                    .and_then(|x| x.parse::<Digest>().ok())
-                    .ok_or_else(|| {
-                        Error::Invalid(format!(
-                            "{source}: a descriptor without a valid sha256 digest"
-                        ))
-                    })?;
-                let size = d.get("size").and_then(|x| x.as_u64()).ok_or_else(|| {
-                    Error::Invalid(format!("{source}: descriptor {digest} has no size"))
-                })?;
-                let mt = d
-                    .get("mediaType")
-                    .and_then(|x| x.as_str())
-                    .unwrap_or("")
-                    .to_string();
-                Ok((digest, size, mt))
-            };
             if mt == MT_INDEX || mt == MT_DOCKER_LIST {
-                for m in v
-                    .get("manifests")
-                    .and_then(|m| m.as_array())
-                    .into_iter()
-                    .flatten()
-                {
-                    let (d, size, _) = desc_of(m)?;
+                for m in json_list(&v, "manifests") {
+                    let (d, size) = descriptor(m, source)?;
                     let (child, cmt, _) = self.fetch_manifest(
-                        &reg,
+                        reg,
                         repo,
-                        &scopes,
+                        scopes,
                         &d.to_string(),
                         Some(&d),
                         Some(size),
@@ -232,72 +226,11 @@ impl Client {
                     pending.push_back((child, cmt));
                 }
             } else if mt == MT_MANIFEST || mt == MT_DOCKER_MANIFEST {
-                let config = v.get("config").ok_or_else(|| {
-                    Error::Invalid(format!("{source}: a manifest without config"))
-                })?;
-                let (d, size, _) = desc_of(config)?;
-                blobs.push((d, size));
-                for l in v
-                    .get("layers")
-                    .and_then(|m| m.as_array())
-                    .into_iter()
-                    .flatten()
-                {
-                    let (d, size, _) = desc_of(l)?;
-                    blobs.push((d, size));
-                }
+                image_blobs(&v, source, &mut blobs)?;
             }
             manifests.push((bytes, mt));
         }
-        let mut seen = std::collections::HashSet::new();
-        blobs.retain(|(d, _)| seen.insert(d.clone()));
-        blobs.retain(|(d, _)| !dest.has_blob(d));
-        self.download_blobs(&reg, repo, &scopes, dest, blobs, progress)?;
-        for (bytes, _) in &manifests {
-            dest.put_blob(bytes).map_err(|e| Error::Io {
-                context: dest.root().display().to_string(),
-                source: e,
-            })?;
-        }
-        let top_digest = Digest::of(&top);
-        let mut desc = Descriptor::new(
-            MediaType::from(top_mt.as_str()),
-            top.len() as u64,
-            top_digest.to_oci(),
-        );
-        desc.set_annotations(Some(HashMap::from([(
-            REF_NAME.to_string(),
-            tag.to_string(),
-        )])));
-        let index = match dest.read_index() {
-            Ok(i) => i,
-            Err(_) if !dest.root().join("index.json").exists() => ImageIndexBuilder::default()
-                .schema_version(2u32)
-                .media_type(MediaType::ImageIndex)
-                .manifests(Vec::<Descriptor>::new())
-                .build()
-                .map_err(|e| Error::Invalid(format!("{}: {e}", dest.root().display())))?,
-            Err(e) => return Err(e.into()),
-        };
-        let mut entries: Vec<Descriptor> = index
-            .manifests()
-            .iter()
-            .filter(|d| {
-                d.annotations()
-                    .as_ref()
-                    .and_then(|a| a.get(REF_NAME))
-                    .is_none_or(|n| n != tag)
-            })
-            .cloned()
-            .collect();
-        entries.push(desc.clone());
-        let mut new_index: ImageIndex = index;
-        new_index.set_manifests(entries);
-        dest.write_index(&new_index).map_err(|e| Error::Io {
-            context: dest.root().join("index.json").display().to_string(),
-            source: e,
-        })?;
-        Ok(desc)
+        Ok((manifests, blobs))
     }
 
     fn download_blobs(
@@ -427,5 +360,126 @@ impl Client {
             });
         }
         Ok(())
+    }
+}
+
+/// The top-level object to store: with `platforms`, an index narrowed to
+/// them (canonical JSON, so under a new digest); otherwise `top` as
+/// fetched.
+fn narrow_top(
+    top: Vec<u8>,
+    top_mt: &str,
+    platforms: Option<&[Platform]>,
+    source: &Reference,
+) -> Result<Vec<u8>> {
+    let is_index = top_mt == MT_INDEX || top_mt == MT_DOCKER_LIST;
+    let Some(ps) = platforms.filter(|p| is_index && !p.is_empty()) else {
+        return Ok(top);
+    };
+    let mut v: serde_json::Value =
+        serde_json::from_slice(&top).map_err(|e| Error::Invalid(format!("{source}: {e}")))?;
+    filter_index(&mut v, ps, &source.to_string())?;
+    canonical_json(&v).map_err(|e| Error::Invalid(format!("{source}: {e}")))
+}
+
+/// The elements of the JSON array `v[key]`; none when it is missing or
+/// not an array.
+fn json_list<'a>(
+    v: &'a serde_json::Value,
+    key: &str,
+) -> impl Iterator<Item = &'a serde_json::Value> {
+    v.get(key).and_then(|m| m.as_array()).into_iter().flatten()
+}
+
+/// The digest and size of the descriptor `d`: what everything fetched
+/// for it is checked against, so both must be there.
+fn descriptor(d: &serde_json::Value, source: &Reference) -> Result<(Digest, u64)> {
+    let digest = d
+        .get("digest")
+        .and_then(|x| x.as_str())
+        .and_then(|x| x.parse::<Digest>().ok())
+        .ok_or_else(|| {
+            Error::Invalid(format!(
+                "{source}: a descriptor without a valid sha256 digest"
+            ))
+        })?;
+    let size = d
+        .get("size")
+        .and_then(|x| x.as_u64())
+        .ok_or_else(|| Error::Invalid(format!("{source}: descriptor {digest} has no size")))?;
+    Ok((digest, size))
+}
+
+/// Adds to `blobs` the config and then the layers of the image manifest
+/// `v`; a manifest without config is refused.
+fn image_blobs(v: &serde_json::Value, source: &Reference, blobs: &mut Vec<BlobRef>) -> Result<()> {
+    let config = v
+        .get("config")
+        .ok_or_else(|| Error::Invalid(format!("{source}: a manifest without config")))?;
+    blobs.push(descriptor(config, source)?);
+    for l in json_list(v, "layers") {
+        blobs.push(descriptor(l, source)?);
+    }
+    Ok(())
+}
+
+/// Stores the fetched manifests, once the blobs they name are in: the
+/// store never holds a manifest whose parts are missing.
+fn store_manifests(dest: &OciLayout, manifests: &[Fetched]) -> Result<()> {
+    for (bytes, _) in manifests {
+        dest.put_blob(bytes).map_err(|e| Error::Io {
+            context: dest.root().display().to_string(),
+            source: e,
+        })?;
+    }
+    Ok(())
+}
+
+/// Names the pulled `top` `tag` in `dest`'s `index.json`, replacing the
+/// entry that had that tag and keeping the others; returns its entry.
+fn tag_top(dest: &OciLayout, top: &[u8], top_mt: &str, tag: &str) -> Result<Descriptor> {
+    let mut desc = Descriptor::new(
+        MediaType::from(top_mt),
+        top.len() as u64,
+        Digest::of(top).to_oci(),
+    );
+    desc.set_annotations(Some(HashMap::from([(
+        REF_NAME.to_string(),
+        tag.to_string(),
+    )])));
+    let mut index = read_or_new_index(dest)?;
+    let mut entries: Vec<Descriptor> = index
+        .manifests()
+        .iter()
+        .filter(|d| {
+            d.annotations()
+                .as_ref()
+                .and_then(|a| a.get(REF_NAME))
+                .is_none_or(|n| n != tag)
+        })
+        .cloned()
+        .collect();
+    entries.push(desc.clone());
+    index.set_manifests(entries);
+    dest.write_index(&index).map_err(|e| Error::Io {
+        context: dest.root().join("index.json").display().to_string(),
+        source: e,
+    })?;
+    Ok(desc)
+}
+
+/// `dest`'s `index.json`, or an empty index when there is none yet (a
+/// fresh layout); one that is there but unreadable is an error, not
+/// something to overwrite.
+fn read_or_new_index(dest: &OciLayout) -> Result<ImageIndex> {
+    match dest.read_index() {
+        Ok(i) => Ok(i),
+        Err(_) if !dest.root().join("index.json").exists() => ImageIndexBuilder::default()
+            .schema_version(2u32)
+            .media_type(MediaType::ImageIndex)
+            .manifests(Vec::<Descriptor>::new())
+            .build()
+            .map_err(|e| Error::Invalid(format!("{}: {e}", dest.root().display()))),
+        Err(e) => Err(e.into()),
     }
 }

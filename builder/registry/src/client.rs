@@ -753,109 +753,110 @@ impl Client {
 
     /// Asks the token realm for a token covering `scopes`.
     fn fetch_token(&self, reg: &Registry, scopes: &[String], target: &Target) -> Result<Secret> {
-        let (realm, service) = match &lock(&reg.auth).challenge {
-            Some(Challenge::Bearer { realm, service, .. }) => (realm.clone(), service.clone()),
-            _ => return Err(Error::Invalid("internal: no bearer challenge".into())),
-        };
-        let realm_url = Url::parse(&realm).map_err(|e| Error::Protocol {
-            target: target.clone(),
-            detail: format!("token realm {realm:?} is not a URL: {e}"),
-        })?;
-        let realm_target = Target {
-            registry: target.registry.clone(),
-            repository: target.repository.clone(),
-            object: format!("token from {}", realm_url.host_str().unwrap_or("?")),
-        };
-        let refresh = lock(&reg.auth).refresh.clone().or(match &reg.creds {
-            Some(Credentials::IdentityToken(t)) => Some(t.clone()),
-            _ => None,
-        });
-        let scope_str = scopes.join(" ");
-        let service_s = service.clone().unwrap_or_default();
-
-        // OAuth2 POST first when we hold a refresh token or a password:
-        // it yields a refresh token so the password is sent once.
-        let post_form = |grant: Vec<(&str, String)>| -> Result<Option<TokenReply>> {
-            let mut form: Vec<(&str, String)> = vec![
-                ("service", service_s.clone()),
-                ("client_id", "netshoot-build".into()),
-                ("access_type", "offline".into()),
-            ];
-            if !scope_str.is_empty() {
-                form.push(("scope", scope_str.clone()));
-            }
-            form.extend(grant);
-            let r = self.retried(&realm_target, &Method::POST, &realm_url, || {
-                reg.http.post(realm_url.clone()).form(&form).send()
-            });
-            match r {
-                Ok(resp) if resp.status().is_success() => {
-                    parse_token(resp, &realm_target).map(Some)
-                }
-                Ok(resp) if resp.status() == StatusCode::UNAUTHORIZED => {
-                    Err(self.refused(&realm_target, reg, resp))
-                }
-                // The service does not do OAuth2 POST: use GET.
-                Ok(_) => Ok(None),
-                Err(e) => Err(e),
-            }
-        };
-        let mut reply = None;
-        if let Some(rt) = &refresh {
-            reply = post_form(vec![
-                ("grant_type", "refresh_token".into()),
-                ("refresh_token", rt.expose().to_string()),
-            ])?;
-        } else if let Some(Credentials::Basic { username, password }) = &reg.creds {
-            reply = post_form(vec![
-                ("grant_type", "password".into()),
-                ("username", username.clone()),
-                ("password", password.expose().to_string()),
-            ])?;
-        }
-        let reply = match reply {
+        let req = TokenRequest::new(reg, scopes, target)?;
+        let reply = match self.oauth_token(&req)? {
             Some(r) => r,
-            None => {
-                let mut u = realm_url.clone();
-                {
-                    let mut q = u.query_pairs_mut();
-                    if let Some(s) = &service {
-                        q.append_pair("service", s);
-                    }
-                    for s in scopes {
-                        q.append_pair("scope", s);
-                    }
-                }
-                let basic = reg.creds.as_ref().and_then(|c| c.basic_header());
-                let resp = self.retried(&realm_target, &Method::GET, &u, || {
-                    let mut b = reg.http.get(u.clone());
-                    if let Some(h) = &basic {
-                        b = b.header(AUTHORIZATION, h);
-                    }
-                    b.send()
-                })?;
-                if resp.status() == StatusCode::UNAUTHORIZED {
-                    return Err(self.refused(&realm_target, reg, resp));
-                }
-                if !resp.status().is_success() {
-                    return Err(status_error(resp, &realm_target));
-                }
-                parse_token(resp, &realm_target)?
-            }
+            None => self.get_token(&req)?,
         };
-        // Keep a token a little less long than it lives, so that it does
-        // not expire between our check and the registry's.
-        let ttl =
-            Duration::from_secs(reply.expires_in.max(60)).saturating_sub(Duration::from_secs(10));
-        let mut st = lock(&reg.auth);
-        if let Some(r) = reply.refresh {
-            st.refresh = Some(r);
+        Ok(store_token(reg, scopes, reply))
+    }
+
+    /// OAuth2 POST first when we hold a refresh token or a password: it
+    /// yields a refresh token, so that the password is sent once. `None`
+    /// when we hold neither or the service does not do OAuth2 POST.
+    fn oauth_token(&self, req: &TokenRequest) -> Result<Option<TokenReply>> {
+        let refresh = lock(&req.reg.auth)
+            .refresh
+            .clone()
+            .or(match &req.reg.creds {
+                Some(Credentials::IdentityToken(t)) => Some(t.clone()),
+                _ => None,
+            });
+        if let Some(rt) = &refresh {
+            return self.post_token_form(
+                req,
+                vec![
+                    ("grant_type", "refresh_token".into()),
+                    ("refresh_token", rt.expose().to_string()),
+                ],
+            );
         }
-        st.tokens.insert(
-            scope_key(scopes),
-            (reply.token.clone(), Instant::now() + ttl),
-        );
-        Ok(reply.token)
+        if let Some(Credentials::Basic { username, password }) = &req.reg.creds {
+            return self.post_token_form(
+                req,
+                vec![
+                    ("grant_type", "password".into()),
+                    ("username", username.clone()),
+                    ("password", password.expose().to_string()),
+                ],
+            );
+        }
+        Ok(None)
+    }
+
+    /// POSTs the OAuth2 token form with `grant` to the realm. `None` when
+    /// the service answers neither success nor 401: it does not do OAuth2
+    /// POST, and the token is to be asked for with GET.
+    fn post_token_form(
+        &self,
+        req: &TokenRequest,
+        grant: Vec<(&str, String)>,
+    ) -> Result<Option<TokenReply>> {
+        let mut form: Vec<(&str, String)> = vec![
+            ("service", req.service.clone().unwrap_or_default()),
+            ("client_id", "netshoot-build".into()),
+            ("access_type", "offline".into()),
+        ];
+        let scope_str = req.scopes.join(" ");
+        if !scope_str.is_empty() {
+            form.push(("scope", scope_str));
+        }
+        form.extend(grant);
+        let r = self.retried(&req.realm_target, &Method::POST, &req.realm_url, || {
+            req.reg.http.post(req.realm_url.clone()).form(&form).send()
+        });
+        match r {
+            Ok(resp) if resp.status().is_success() => {
+                parse_token(resp, &req.realm_target).map(Some)
+            }
+            Ok(resp) if resp.status() == StatusCode::UNAUTHORIZED => {
+                Err(self.refused(&req.realm_target, req.reg, resp))
+            }
+            // The service does not do OAuth2 POST: use GET.
+            Ok(_) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// GETs a token from the realm, the service and scopes in the query,
+    /// with Basic credentials when we have them (anonymous otherwise):
+    /// the classic docker token protocol every token service speaks.
+    fn get_token(&self, req: &TokenRequest) -> Result<TokenReply> {
+        let mut u = req.realm_url.clone();
+        {
+            let mut q = u.query_pairs_mut();
+            if let Some(s) = &req.service {
+                q.append_pair("service", s);
+            }
+            for s in req.scopes {
+                q.append_pair("scope", s);
+            }
+        }
+        let basic = req.reg.creds.as_ref().and_then(|c| c.basic_header());
+        let resp = self.retried(&req.realm_target, &Method::GET, &u, || {
+            let mut b = req.reg.http.get(u.clone());
+            if let Some(h) = &basic {
+                b = b.header(AUTHORIZATION, h);
+            }
+            b.send()
+        })?;
+        if resp.status() == StatusCode::UNAUTHORIZED {
+            return Err(self.refused(&req.realm_target, req.reg, resp));
+        }
+        if !resp.status().is_success() {
+            return Err(status_error(resp, &req.realm_target));
+        }
+        parse_token(resp, &req.realm_target)
     }
 
     fn refused(&self, target: &Target, reg: &Registry, resp: Response) -> Error {
@@ -1070,6 +1071,62 @@ pub(crate) fn seconds(d: Duration) -> String {
     } else {
         format!("{:.1} s", d.as_secs_f64())
     }
+}
+
+/// A token to ask for: the realm of the registry's Bearer challenge, and
+/// the service and scopes it is for.
+struct TokenRequest<'a> {
+    reg: &'a Registry,
+    scopes: &'a [String],
+    realm_url: Url,
+    /// What errors are about: the token service's host, so that a failing
+    /// token service is not taken for a failing registry.
+    realm_target: Target,
+    service: Option<String>,
+}
+
+impl<'a> TokenRequest<'a> {
+    /// The request for `scopes` from the realm `reg` last challenged with;
+    /// errors when that was no Bearer challenge or its realm no URL.
+    fn new(reg: &'a Registry, scopes: &'a [String], target: &Target) -> Result<Self> {
+        let (realm, service) = match &lock(&reg.auth).challenge {
+            Some(Challenge::Bearer { realm, service, .. }) => (realm.clone(), service.clone()),
+            _ => return Err(Error::Invalid("internal: no bearer challenge".into())),
+        };
+        let realm_url = Url::parse(&realm).map_err(|e| Error::Protocol {
+            target: target.clone(),
+            detail: format!("token realm {realm:?} is not a URL: {e}"),
+        })?;
+        let realm_target = Target {
+            registry: target.registry.clone(),
+            repository: target.repository.clone(),
+            object: format!("token from {}", realm_url.host_str().unwrap_or("?")),
+        };
+        Ok(TokenRequest {
+            reg,
+            scopes,
+            realm_url,
+            realm_target,
+            service,
+        })
+    }
+}
+
+/// Keeps `reply`'s token for `scopes`, and its refresh token if any, in
+/// `reg`'s auth state; returns the token. The token is kept a little less
+/// long than it lives, so that it does not expire between our check and
+/// the registry's.
+fn store_token(reg: &Registry, scopes: &[String], reply: TokenReply) -> Secret {
+    let ttl = Duration::from_secs(reply.expires_in.max(60)).saturating_sub(Duration::from_secs(10));
+    let mut st = lock(&reg.auth);
+    if let Some(r) = reply.refresh {
+        st.refresh = Some(r);
+    }
+    st.tokens.insert(
+        scope_key(scopes),
+        (reply.token.clone(), Instant::now() + ttl),
+    );
+    reply.token
 }
 
 struct TokenReply {

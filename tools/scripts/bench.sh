@@ -105,7 +105,7 @@ sed -i 's/"bind9-dnsutils", "ldnsutils", "whois",/"bind9-dnsutils", "ldnsutils",
 "$BIN" lock -q --spec "$IMG/spec/netshoot.toml"
 read -r one_s one_rss < <(t "$BIN" build -q --spec "$IMG/spec/netshoot.toml" --out "$IMG/out" --cache "$IMG/cache")
 sizes() {
-  "$BIN" inspect --json --layout "$1" --tag "$2" | python3 -c '
+  "$BIN" inspect --json --layout "$1" | python3 -c '
 import json, sys
 r = json.load(sys.stdin)
 print(" ".join("%s=%.1fMB/%dlayers" % (i["platform"], i["compressed_size"] / 1e6, len(i["layers"])) for i in r["images"]))

@@ -73,7 +73,11 @@ summary=()
 for t in "${targets[@]}"; do
   seeds="$CARGO_TARGET_DIR/seeds/$t"
   rm -rf "$seeds"
-  NETSHOOT_FUZZ_SEEDS="$seeds" "$bin_dir/$t"
+  if ! NETSHOOT_FUZZ_SEEDS="$seeds" "$bin_dir/$t" >"$logs/$t.seeds.log" 2>&1; then
+    cat "$logs/$t.seeds.log" >&2
+    echo "fuzz: $t: writing the seeds failed" >&2
+    exit 1
+  fi
   mkdir -p "corpus/$t" "artifacts/$t" "regressions/$t"
   before="$(ls "artifacts/$t" | wc -l)"
   echo "fuzz: $t for ${seconds}s" >&2

@@ -127,6 +127,13 @@ for _ in range(200):
     s.sendto(q[:2] + b"\x81\x80\x00\x01\x00\x01\x00\x00\x00\x00" + question + answer, addr)
 "#;
 
+/// Makes a test CA and a server certificate it signs for 192.0.2.1 (the
+/// subject alternative name websocat checks), with the image's openssl.
+const WSS_CERTS: &str = "set -e; cd /srv; \
+openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj /CN=netshoot-test-ca -keyout ca.key -out ca.pem 2>/dev/null; \
+openssl req -newkey rsa:2048 -nodes -subj /CN=192.0.2.1 -addext subjectAltName=IP:192.0.2.1 -keyout ws.key -out ws.csr 2>/dev/null; \
+openssl x509 -req -in ws.csr -CA ca.pem -CAkey ca.key -CAcreateserial -days 2 -copy_extensions copy -out ws.pem 2>/dev/null";
+
 /// A WebSocket echo server (RFC 6455, text and binary frames up to 64 KiB),
 /// for `websocat` to reach; it serves a bounded number of connections.
 const WS_ECHO_SERVER: &str = r#"
@@ -188,6 +195,9 @@ fn net_container_mode_runs_the_readme_scenarios() {
         rootfs,
         "openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj /CN=target.example -keyout /srv/k.pem -out /srv/c.pem 2>/dev/null",
     );
+    // A test CA and a certificate it signs for 192.0.2.1: the TLS front of
+    // the WebSocket echo server, for `websocat wss://`.
+    net.exec(&net.target.clone(), rootfs, WSS_CERTS);
     let t = net.target.clone();
     net.spawn(
         &t,
@@ -202,6 +212,11 @@ fn net_container_mode_runs_the_readme_scenarios() {
     );
     net.spawn(&t, rootfs, "exec iperf3 -s -B 192.0.2.1 -p 5201");
     net.spawn(&t, rootfs, "exec python3 /srv/ws.py");
+    net.spawn(
+        &t,
+        rootfs,
+        "exec socat OPENSSL-LISTEN:8766,bind=192.0.2.1,reuseaddr,fork,cert=/srv/ws.pem,key=/srv/ws.key,verify=0 TCP:192.0.2.1:8765",
+    );
     wait_until("the target's servers", || {
         Command::new("ip")
             .args(["netns", "exec", &t, "chroot"])
@@ -214,6 +229,7 @@ fn net_container_mode_runs_the_readme_scenarios() {
                     && s.contains(":8443")
                     && s.contains(":5201")
                     && s.contains(":8765")
+                    && s.contains(":8766")
             })
             .unwrap_or(false)
     });
@@ -247,7 +263,15 @@ echo "== nmap"; nmap -Pn -p 8080 192.0.2.1 | grep 8080
 echo "== iperf3"; iperf3 -c 192.0.2.1 -t 1 | tail -3
 echo "== mtr"; mtr --report -c 2 192.0.2.2
 echo "== trip"; timeout 60 trip --mode pretty --report-cycles 2 192.0.2.2 2>&1
-echo "== websocat"; echo echo-through-websocat | timeout 10 websocat ws://192.0.2.1:8765/ 2>&1
+echo "== websocat"; echo echo-through-websocat | timeout 10 websocat -1 ws://192.0.2.1:8765/ 2>&1
+echo "== websocat-mirror"; websocat -t ws-l:127.0.0.1:9100 mirror: 2>/dev/null &
+listening() { for i in $(seq 50); do ss -tln | grep -q "127.0.0.1:$1 " && return 0; sleep 0.1; done; return 1; }
+listening 9100; echo hi-mirror | timeout 10 websocat -1 ws://127.0.0.1:9100/ 2>&1; kill %1
+echo "== websocat-s"; (echo from-s-server; sleep 3) | timeout 10 websocat -s 9101 >/tmp/s.out 2>&1 &
+listening 9101; echo to-s-server | timeout 10 websocat -1 ws://127.0.0.1:9101/ 2>&1; sleep 0.5; cat /tmp/s.out
+echo "== wss"; echo secure-hello | SSL_CERT_FILE=/srv/ca.pem timeout 10 websocat -1 wss://192.0.2.1:8766/ 2>&1
+echo "== wss-untrusted"; echo x | timeout 10 strace -f -e trace=open,openat -o /tmp/wss.trace websocat -1 wss://192.0.2.1:8766/ 2>&1; echo "rc=$?"
+b=$(grep -oE '"[^"]*(cert\.pem|ca-certificates\.crt)"' /tmp/wss.trace | head -1 | tr -d '"'); echo "bundle $b -> $(readlink -f "$b")"
 echo "== oha"; oha -n 20 -c 2 --no-tui http://192.0.2.1:8080/ 2>&1
 echo "== openssl"; echo | timeout 10 openssl s_client -connect 192.0.2.1:8443 2>&1 | grep -E 'CONNECTED|Cipher is'
 echo "== iptables"; iptables -L -n | head -3
@@ -284,6 +308,27 @@ echo "== end"
     assert!(section("trip").contains("192.0.2.2"), "{out}");
     assert!(
         section("websocat").contains("echo-through-websocat"),
+        "{out}"
+    );
+    // websocat 1.x's own server forms: `-t ws-l: mirror:` and `-s PORT`.
+    assert!(section("websocat-mirror").contains("hi-mirror"), "{out}");
+    let simple = section("websocat-s");
+    assert!(
+        simple.contains("from-s-server") && simple.contains("to-s-server"),
+        "{out}"
+    );
+    // wss:// with the test CA verifies; without it the handshake fails on
+    // the certificate, after reading the image's CA bundle.
+    assert_eq!(section("wss").trim(), "secure-hello", "{out}");
+    let untrusted = section("wss-untrusted");
+    assert!(
+        untrusted.contains("certificate verify failed") && !untrusted.contains("rc=0"),
+        "{out}"
+    );
+    // openssl-probe finds the image's bundle (Debian's /usr/lib/ssl/cert.pem
+    // is a link to it).
+    assert!(
+        untrusted.contains("-> /etc/ssl/certs/ca-certificates.crt"),
         "{out}"
     );
     let oha = section("oha");
@@ -669,7 +714,7 @@ fn rust_tools_are_static_and_run_on_both_arches() {
     let img = image();
     let tools = [
         ("trip", "trip 0.13.0"),
-        ("websocat", "websocat 4.0.0-alpha3"),
+        ("websocat", "websocat 1.14.1"),
         ("oha", "oha 1.16.0"),
     ];
     for (root, machine) in [(&img.amd64, "x86-64"), (&img.arm64, "ARM aarch64")] {
@@ -815,9 +860,11 @@ fn sboms_of_the_image_validate_and_count_what_is_installed() {
         );
         for tool in [
             "trippy@0.13.0",
-            "websocat@4.0.0-alpha3",
+            "websocat@1.14.1",
             "oha@1.16.0",
             "rustls@",
+            // websocat's OpenSSL, compiled from openssl-src.
+            "openssl-src@300.",
         ] {
             assert!(
                 purls
@@ -835,5 +882,58 @@ fn sboms_of_the_image_validate_and_count_what_is_installed() {
         let rels = spdx["relationships"].as_array().unwrap();
         assert!(rels.iter().any(|r| r["relationshipType"] == "DEPENDS_ON"));
         assert!(rels.iter().any(|r| r["relationshipType"] == "CONTAINS"));
+    }
+}
+
+/// The compiled tools sit in a layer of their own below a small top layer
+/// (dpkg status, accounts, generated files), so a package bump re-pushes
+/// about 1 MB and not the tools (tests/layering_e2e.rs bumps a package).
+#[test]
+fn compiled_tools_have_their_own_layer_below_a_small_top() {
+    let img = image();
+    let blob = |d: &str| {
+        img.layout
+            .join("blobs/sha256")
+            .join(d.trim_start_matches("sha256:"))
+    };
+    let index: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(blob(&layout_tag_digest(&img.layout, &tag()))).unwrap(),
+    )
+    .unwrap();
+    for m in index["manifests"].as_array().unwrap() {
+        let arch = m["platform"]["architecture"].as_str().unwrap();
+        let man: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(blob(m["digest"].as_str().unwrap())).unwrap())
+                .unwrap();
+        let layers = man["layers"].as_array().unwrap();
+        let n = layers.len();
+        assert!(n >= 3, "{arch}: {man}");
+        let list = |l: &serde_json::Value| {
+            ok(Command::new("tar")
+                .arg("-tzf")
+                .arg(blob(l["digest"].as_str().unwrap())))
+        };
+        let (tools, top) = (list(&layers[n - 2]), list(&layers[n - 1]));
+        for prog in ["trip", "websocat", "oha"] {
+            let p = format!("usr/local/bin/{prog}");
+            assert!(
+                tools.lines().any(|l| l == p),
+                "{arch}: {prog} not in the tools layer:\n{tools}"
+            );
+            assert!(
+                !top.lines().any(|l| l == p),
+                "{arch}: {prog} in the top layer"
+            );
+        }
+        assert!(
+            !tools.contains("var/lib/dpkg"),
+            "{arch}: dpkg files in the tools layer"
+        );
+        assert!(top.contains("var/lib/dpkg/status"), "{arch}: {top}");
+        let top_size = layers[n - 1]["size"].as_u64().unwrap();
+        assert!(
+            top_size < 2_000_000,
+            "{arch}: top layer of {top_size} bytes"
+        );
     }
 }

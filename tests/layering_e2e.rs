@@ -1,7 +1,9 @@
 //! Layering: a one-package update changes only the layer that holds the
 //! package (and the small top layer with the dpkg status), every other
-//! layer keeps its digest; `--layers 1` gives a single layer. Uses a signed
-//! loopback repository made by the test (see common/aptrepo.rs).
+//! layer keeps its digest, the tools layer (downloaded and compiled
+//! programs) included; `--layers 1` gives a single layer. Uses a signed
+//! loopback repository made by the test (see common/aptrepo.rs) and a
+//! pinned download from the same loopback server.
 
 #[path = "common/aptrepo.rs"]
 mod aptrepo;
@@ -68,6 +70,12 @@ fn one_package_update_changes_only_its_layer_and_the_top() {
     let now = now_secs();
     repo.publish("stable", now - 3600, Some(now + 7 * DAY));
     let server = DirServer::start(&repo.root);
+    // A downloaded program (a `url` source) and a configuration file (a
+    // `local` source).
+    let tool = repo.root.join("tools/tool-bin");
+    std::fs::create_dir_all(tool.parent().unwrap()).unwrap();
+    std::fs::write(&tool, "#!/bin/sh\necho tool\n".repeat(500)).unwrap();
+    std::fs::write(t.path().join("motd"), "hello\n").unwrap();
     let spec = t.path().join("netshoot.toml");
     repo.write_keyring(&t.path().join("keyring.gpg"), false);
     std::fs::write(
@@ -83,14 +91,25 @@ packages = [{}]
 name = "test"
 suites = ["stable"]
 keyring = "keyring.gpg"
-url = "{}"
+url = "{url}"
+
+[[url]]
+name = "tool"
+dest = "/usr/local/bin/tool"
+[url.platform."linux/amd64"]
+url = "http://127.0.0.1:{port}/tools/tool-bin"
+
+[[local]]
+src = "motd"
+dest = "/etc/motd"
 "#,
             names
                 .iter()
                 .map(|n| format!("{n:?}"))
                 .collect::<Vec<_>>()
                 .join(", "),
-            server.url()
+            url = server.url(),
+            port = server.port
         ),
     )
     .unwrap();
@@ -109,9 +128,20 @@ url = "{}"
     };
     let before_dir = build("before", &["--layers", "6"]);
     let before = layers(&before_dir);
-    // A budget of 6: one slot is kept for a large package (none here), so
-    // 4 hash buckets hold the 16 packages, plus the top layer.
+    // A budget of 6: the top layer, the tools layer, one slot kept for a
+    // large package (none here), so 3 hash buckets hold the 16 packages.
     assert_eq!(before.len(), 5, "{before:?}");
+    let (tools, top) = (before.len() - 2, before.len() - 1);
+    let tools_listing = files_of(&before_dir, &before[tools]);
+    assert!(
+        tools_listing.contains("usr/local/bin/tool") && !tools_listing.contains("dpkg"),
+        "the layer below the top holds the downloaded program alone: {tools_listing}"
+    );
+    let top_listing = files_of(&before_dir, &before[top]);
+    assert!(
+        top_listing.contains("etc/motd") && !top_listing.contains("usr/local/bin/tool"),
+        "the top layer holds the local file, not the program: {top_listing}"
+    );
 
     // The same lock again: the same layers.
     assert_eq!(layers(&build("again", &["--layers", "6"])), before);
@@ -133,11 +163,14 @@ url = "{}"
     let changed: Vec<usize> = (0..before.len())
         .filter(|i| before[*i] != after[*i])
         .collect();
-    let top = before.len() - 1;
     assert_eq!(
         changed.len(),
         2,
         "changed layers {changed:?}: expected the package's and the top"
+    );
+    assert!(
+        !changed.contains(&tools),
+        "a package bump must not re-push the tools layer"
     );
     assert!(
         changed.contains(&top),

@@ -4,7 +4,9 @@
 //! machine by `file` and `readelf`, run under runc (amd64) and qemu-user
 //! (arm64), built twice in separate caches to the same bytes, and used
 //! the way netshoot is: joined to a target container's network namespace,
-//! and copied into a container that has nothing else.
+//! and copied into a container that has nothing else. The image's Rust
+//! tools (trip, websocat, oha) are part of it, listed in /etc/motd and in
+//! the bundle's README.
 //!
 //! Addresses come from 192.0.2.0/24 inside namespaces these tests make and
 //! remove; every loop is bounded.
@@ -30,6 +32,10 @@ const PROGRAMS: &[(&str, &str)] = &[
     ("ethtool", "--version"),
     ("strace", "-V"),
     ("drill", "-v"),
+    // The Rust tools of the image, the same cache entries.
+    ("trip", "--version"),
+    ("websocat", "--version"),
+    ("oha", "--version"),
 ];
 
 /// busybox applets the toolbox relies on, linked to busybox.
@@ -102,7 +108,11 @@ fn every_program_is_static_for_its_machine_and_runs() {
         for (prog, version_arg) in PROGRAMS {
             let p = root.join("usr/bin").join(prog);
             let what = ok(Command::new("file").arg("-b").arg(&p));
-            assert!(what.contains("statically linked"), "{arch} {prog}: {what}");
+            // Rust's musl targets link static PIEs: no loader either.
+            assert!(
+                what.contains("statically linked") || what.contains("static-pie linked"),
+                "{arch} {prog}: {what}"
+            );
             assert!(what.contains(machine), "{arch} {prog}: {what}");
             let headers = ok(Command::new("readelf").args(["-lW"]).arg(&p));
             assert!(
@@ -144,6 +154,14 @@ fn every_program_is_static_for_its_machine_and_runs() {
             bundle.matches("BEGIN CERTIFICATE").count() > 100,
             "{arch}: CA bundle"
         );
+        let motd = std::fs::read_to_string(root.join("etc/motd")).unwrap();
+        for (prog, _) in PROGRAMS {
+            assert!(
+                motd.lines()
+                    .any(|l| l.trim_start().starts_with(&format!("{prog} "))),
+                "{arch}: {prog} not in /etc/motd:\n{motd}"
+            );
+        }
     }
     // Nothing in the image but the toolbox: no libc, no package database.
     for gone in ["lib", "usr/lib", "var/lib/dpkg"] {
@@ -212,9 +230,18 @@ fn a_second_cold_build_gives_the_same_bytes() {
             .arg("--cache")
             .arg(&cache2))
     };
+    // The Rust tools are the image's cache entries (their reproducibility
+    // is cargo_e2e's concern): taken over, so that only the C sources
+    // compile again here.
+    std::fs::create_dir_all(&cache2).unwrap();
+    ok(Command::new("cp")
+        .arg("-a")
+        .arg(default_cache().join("crates"))
+        .arg(&cache2));
     let r = again();
     let log = String::from_utf8_lossy(&r.stderr);
     assert!(r.status.success(), "{log}");
+    assert!(!log.contains("cargo build "), "{log}");
     // Every entry was compiled again here.
     let entries = std::fs::read_to_string(&tb.spec)
         .unwrap()
@@ -385,4 +412,32 @@ fn bundle_alone_in_a_container_without_libc() {
     assert!(out.contains(":8081"), "{out}");
     assert!(out.contains("bundle target page"), "{out}");
     assert!(out.contains("8081) open"), "{out}");
+    // oha from the bundle, against the same page.
+    let (okay, out) = runc_shell(
+        &rootfs,
+        Some(&nsp),
+        &[],
+        None,
+        "/netshoot/bin/sh",
+        "/netshoot/bin/oha -n 5 -c 1 --no-tui http://192.0.2.1:8081/",
+    );
+    assert!(okay, "{out}");
+    assert!(
+        out.contains("Success rate:") && out.contains("[200] 5 responses"),
+        "{out}"
+    );
+    // The README lists every program with what it was built from.
+    let readme = std::fs::read_to_string(rootfs.join("netshoot/README")).unwrap();
+    for (prog, _) in PROGRAMS {
+        assert!(
+            readme
+                .lines()
+                .any(|l| l.trim_start().starts_with(&format!("{prog} "))),
+            "{prog} not in the bundle's README:\n{readme}"
+        );
+    }
+    assert!(
+        readme.contains("trippy ") && readme.contains("(Rust crate)"),
+        "{readme}"
+    );
 }

@@ -11,7 +11,7 @@ use crate::image::recipe::{Layers, Recipe};
 use crate::image::stage::{commit_images, Stage};
 use crate::image::write::{rfc3339, write_image, BuiltImage};
 use crate::lockfile::Lockfile;
-use crate::source::{Context, Contribution, Owners, Source};
+use crate::source::{Context, Contribution, Owners, Placement, Source};
 use crate::spec::Spec;
 use crate::target::Target;
 use image_layout::layout::BlobRef;
@@ -268,7 +268,7 @@ fn assemble(
 ) -> Result<(Layered, Vec<crate::sbom::SbomPackage>)> {
     let mut base = Tree::new();
     let mut owners: Option<Owners> = None;
-    let mut extra: Vec<Tree> = Vec::new();
+    let mut extra: Vec<(Placement, Tree)> = Vec::new();
     let mut sbom = Vec::new();
     for part in parts {
         sbom.extend(part.sbom);
@@ -277,7 +277,7 @@ fn assemble(
                 base = part.tree;
                 owners = Some(o);
             }
-            _ => extra.push(part.tree),
+            _ => extra.push((part.placement, part.tree)),
         }
     }
     if recipe.dirs {
@@ -286,18 +286,25 @@ fn assemble(
     if let Some((name, v)) = &recipe.variant {
         // Capabilities may name compiled or downloaded tools (trip), which
         // live in the other sources' trees.
-        let mut others: Vec<&mut Tree> = extra.iter_mut().collect();
+        let mut others: Vec<&mut Tree> = extra.iter_mut().map(|(_, t)| t).collect();
         crate::variant::apply(&mut base, name, v, epoch, &mut others)?;
     }
     let sbom = crate::image::referrers::packages(&base, sbom);
     let owners = owners.unwrap_or_default();
-    let extra: Vec<&Tree> = extra.iter().collect();
+    let placed = |p: Placement| -> Vec<&Tree> {
+        extra
+            .iter()
+            .filter(|(q, _)| *q == p)
+            .map(|(_, t)| t)
+            .collect()
+    };
+    let (tools, top) = (placed(Placement::Tools), placed(Placement::Top));
     let groups = match recipe.layers {
         Layers::Split(max) => {
             let max = if owners.origin.is_empty() { 1 } else { max };
-            crate::layering::split(&base, &owners, max, &extra)
+            crate::layering::split(&base, &owners, max, &tools, &top)
         }
-        Layers::One(name) => crate::layering::split(&base, &owners, 1, &extra)
+        Layers::One(name) => crate::layering::split(&base, &owners, 1, &tools, &top)
             .into_iter()
             .map(|(_, t)| (name.to_string(), t))
             .collect(),

@@ -239,6 +239,19 @@ pub fn suite_dir(name: &str) -> PathBuf {
     dir
 }
 
+/// The cache a build uses when no `--cache` is given (the tests that
+/// build the default spec share it, as a user's builds do).
+pub fn default_cache() -> PathBuf {
+    if let Some(d) = std::env::var_os("NETSHOOT_CACHE") {
+        return PathBuf::from(d);
+    }
+    if let Some(d) = std::env::var_os("XDG_CACHE_HOME") {
+        return PathBuf::from(d).join("netshoot-build");
+    }
+    let home = std::env::var_os("HOME").unwrap_or_else(|| "/tmp".into());
+    PathBuf::from(home).join(".cache/netshoot-build")
+}
+
 /// A copy of the repository's `tools/` under `dir`, relocked, and its
 /// spec: the committed lock pins security and point-release files that
 /// the mirror drops once superseded, and the image tests are about the

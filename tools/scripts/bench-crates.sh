@@ -16,9 +16,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 
-# Versions and features that give a static build with rustls and no
-# OpenSSL (see the cargo source's notes in builder/src/crates.rs).
-TOOLS=${TOOLS:-"trippy@0.13.0 websocat@4.0.0-alpha3:rustls,socketoptions:no-default oha@1.16.0"}
+# The versions and features of tools/netshoot.toml (websocat's TLS is
+# OpenSSL, compiled statically from the openssl-src crate).
+TOOLS=${TOOLS:-"trippy@0.13.0 websocat@1.14.1:vendored_openssl,openssl-probe oha@1.16.0"}
 TARGETS=${TARGETS:-"linux/amd64 linux/arm64"}
 if [ -z "${BIN:-}" ]; then
   cargo build --release -q -p netshoot-build

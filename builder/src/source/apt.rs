@@ -62,6 +62,7 @@ impl Source for Apt {
                         let asm = crate::rootfs::assemble(pkgs, apt, t.debian_arch, cx.epoch)?;
                         Ok(Contribution {
                             tree: asm.tree,
+                            placement: Default::default(),
                             owners: Some(Owners {
                                 origin: asm.origin,
                                 sources: pkgs

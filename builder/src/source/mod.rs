@@ -56,11 +56,26 @@ pub struct Owners {
     pub sources: BTreeMap<String, String>,
 }
 
+/// Where a source's files go when they are not a package manager's.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Placement {
+    /// The top layer, with the files no package owns (dpkg status,
+    /// accounts, the spec's configuration files): it changes with every
+    /// package bump, so it holds only what is small.
+    #[default]
+    Top,
+    /// The tools layer, below the top: compiled or downloaded programs,
+    /// megabytes that change only when their own entry does.
+    Tools,
+}
+
 /// One source's part of one platform's image.
 #[derive(Debug, Default)]
 pub struct Contribution {
     /// The files it places.
     pub tree: Tree,
+    /// Which layer they go to (unless `owners` is set).
+    pub placement: Placement,
     /// For a package manager's tree: who owns what (else the files go to
     /// the top layer).
     pub owners: Option<Owners>,

@@ -1,7 +1,7 @@
 //! `[[url]]` sources: downloads pinned by sha256 (in the spec, or in the
 //! lock on first download), installed as one file each.
 
-use super::{Context, Contribution, Source};
+use super::{Context, Contribution, Placement, Source};
 use crate::error::{bad_input, Result};
 use crate::image::write::meta;
 use crate::lockfile::Lockfile;
@@ -47,7 +47,10 @@ impl Source for Url {
             crate::urls::fetch_pinned(cx.spec, &platforms, cx.profiles, cx.cache, lock, cx.log)?;
         let mut out = Vec::new();
         for p in &platforms {
-            let mut c = Contribution::default();
+            let mut c = Contribution {
+                placement: Placement::Tools,
+                ..Default::default()
+            };
             for (i, u) in cx.spec.url.iter().enumerate() {
                 let Some(f) = files.get(&(i, p.clone())) else {
                     continue;

@@ -4,7 +4,7 @@
 
 pub mod compile;
 
-use super::{Context, Contribution, Source};
+use super::{Context, Contribution, Placement, Source};
 use crate::error::{bad_input, Result};
 use crate::image::write::meta;
 use crate::lockfile::Lockfile;
@@ -42,57 +42,98 @@ impl Source for Cargo {
         lock: &Lockfile,
         targets: &[Target],
     ) -> Result<Vec<Contribution>> {
-        let mut out: Vec<Contribution> = targets.iter().map(|_| Contribution::default()).collect();
-        let mut locks: Vec<(&crate::source::cargo::compile::CrateSpec, CrateLock)> = Vec::new();
-        for c in cx.spec.cargo.iter().filter(|c| c.active(cx.profiles)) {
-            let cl = lock.crates.get(&c.name).ok_or_else(|| {
-                bad_input(format!(
-                    "{}: has no entry for crate {:?}; run `netshoot-build lock`",
-                    crate::lockfile::path_for(&cx.spec.path).display(),
-                    c.name
-                ))
-            })?;
-            let cl = cl.clone();
-            for (t, contribution) in targets.iter().zip(out.iter_mut()) {
-                let built = crate::source::cargo::compile::build_crate_with(
-                    c,
-                    &cl,
-                    &cx.spec.base_dir(),
-                    &t.oci(),
-                    cx.cache.root(),
-                    cx.epoch,
-                    cx.log,
-                    cx.progress,
-                )?;
-                for b in built {
-                    let size = std::fs::metadata(&b.path)?.len();
-                    contribution
-                        .tree
-                        .insert(
-                            &b.dest,
-                            Entry {
-                                node: Node::File {
-                                    body: Body::File(Arc::new(b.path.clone())),
-                                    size,
-                                },
-                                meta: meta(0o755, 0, 0, cx.epoch),
-                            },
-                        )
-                        .map_err(|e| bad_input(format!("cargo binary {}: {e}", b.name)))?;
-                }
+        let (programs, sbom) = programs(cx, lock, targets)?;
+        let mut out = Vec::new();
+        for (progs, sbom) in programs.into_iter().zip(sbom) {
+            let mut c = Contribution {
+                placement: Placement::Tools,
+                sbom,
+                ..Default::default()
+            };
+            for p in progs {
+                c.tree
+                    .insert(&p.binary.dest, p.entry(cx.epoch)?)
+                    .map_err(|e| bad_input(format!("cargo binary {}: {e}", p.binary.name)))?;
             }
-            locks.push((c, cl));
+            out.push(c);
         }
-        for (t, contribution) in targets.iter().zip(out.iter_mut()) {
+        Ok(out)
+    }
+}
+
+/// A program compiled from a `[[cargo]]` entry for one target.
+pub struct Program {
+    /// The crate it comes from.
+    pub crate_name: String,
+    /// The crate's locked version.
+    pub version: String,
+    /// The binary (name, file in the cache, path in the image).
+    pub binary: crate::source::cargo::compile::BuiltBinary,
+}
+
+impl Program {
+    /// The program as an image entry: root's, mode 0755.
+    pub fn entry(&self, epoch: u64) -> Result<Entry> {
+        let size = std::fs::metadata(&self.binary.path)?.len();
+        Ok(Entry {
+            node: Node::File {
+                body: Body::File(Arc::new(self.binary.path.clone())),
+                size,
+            },
+            meta: meta(0o755, 0, 0, epoch),
+        })
+    }
+}
+
+/// Compiles (or takes from the cache) the active `[[cargo]]` entries for
+/// every target: the programs per target, and the SBOM packages per
+/// target.
+pub fn programs(
+    cx: &Context,
+    lock: &Lockfile,
+    targets: &[Target],
+) -> Result<(Vec<Vec<Program>>, Vec<Vec<SbomPackage>>)> {
+    let mut out: Vec<Vec<Program>> = targets.iter().map(|_| Vec::new()).collect();
+    let mut locks: Vec<(&crate::source::cargo::compile::CrateSpec, CrateLock)> = Vec::new();
+    for c in cx.spec.cargo.iter().filter(|c| c.active(cx.profiles)) {
+        let cl = lock.crates.get(&c.name).ok_or_else(|| {
+            bad_input(format!(
+                "{}: has no entry for crate {:?}; run `netshoot-build lock`",
+                crate::lockfile::path_for(&cx.spec.path).display(),
+                c.name
+            ))
+        })?;
+        for (t, progs) in targets.iter().zip(out.iter_mut()) {
+            let built = crate::source::cargo::compile::build_crate_with(
+                c,
+                cl,
+                &cx.spec.base_dir(),
+                &t.oci(),
+                cx.cache.root(),
+                cx.epoch,
+                cx.log,
+                cx.progress,
+            )?;
+            progs.extend(built.into_iter().map(|binary| Program {
+                crate_name: c.name.clone(),
+                version: cl.version.clone(),
+                binary,
+            }));
+        }
+        locks.push((c, cl.clone()));
+    }
+    let sbom = targets
+        .iter()
+        .map(|t| {
             let here: Vec<&CrateLock> = locks
                 .iter()
                 .filter(|(c, _)| !c.skips(&t.oci()))
                 .map(|(_, l)| l)
                 .collect();
-            contribution.sbom = sbom_packages(&here, Some(t.rust_triple));
-        }
-        Ok(out)
-    }
+            sbom_packages(&here, Some(t.rust_triple))
+        })
+        .collect();
+    Ok((out, sbom))
 }
 
 /// The SBOM packages of the crates built for one target: every crate with

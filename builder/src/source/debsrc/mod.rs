@@ -6,6 +6,7 @@
 
 pub mod compile;
 
+use super::cargo::Program;
 use super::{Context, Contribution, Source};
 use crate::cache::Cache;
 use crate::error::{bad_input, Result};
@@ -70,17 +71,24 @@ impl Source for DebianSources {
             cx.log,
             cx.progress,
         )?;
+        // The Rust tools of the image, from the same cache entries.
+        let (tools, tool_sbom) = crate::source::cargo::programs(cx, lock, targets)?;
+        let title = format!("{} {}", cx.spec.image.name, cx.spec.image.tag);
         built
             .iter()
-            .map(|(p, b, ca)| {
+            .zip(tools)
+            .zip(tool_sbom)
+            .map(|(((p, b, ca), progs), rust_sbom)| {
                 summary(p, b, cx.log);
+                let listing = listing(&title, p, b, &progs);
                 let tree = match self.0 {
-                    Layout::Image => image_tree(b, ca, cx.epoch)?,
-                    Layout::Bundle => bundle_tree(b, ca, cx.epoch)?,
+                    Layout::Image => image_tree(b, &progs, ca, &listing, cx.epoch)?,
+                    Layout::Bundle => bundle_tree(b, &progs, ca, &listing, cx.epoch)?,
                 };
                 // The SBOM lists the source packages the programs were
-                // compiled from (`pkg:deb/debian/NAME@VERSION?arch=source`).
-                let sbom = b
+                // compiled from (`pkg:deb/debian/NAME@VERSION?arch=source`)
+                // and the crates of the Rust tools.
+                let mut sbom: Vec<SbomPackage> = b
                     .iter()
                     .map(|s| SbomPackage {
                         kind: PackageKind::Deb,
@@ -94,14 +102,51 @@ impl Source for DebianSources {
                         depends_on: Vec::new(),
                     })
                     .collect();
+                sbom.extend(rust_sbom);
                 Ok(Contribution {
                     tree,
+                    placement: super::Placement::Tools,
                     sbom,
                     ..Default::default()
                 })
             })
             .collect()
     }
+}
+
+/// The toolbox's table of contents, for `/etc/motd` in the image and
+/// `netshoot/README` in the bundle: every program and what it was built
+/// from.
+fn listing(title: &str, p: &Platform, built: &[BuiltSource], tools: &[Program]) -> String {
+    let mut rows: Vec<(String, String)> = Vec::new();
+    for b in built {
+        for (name, _) in &b.bins {
+            rows.push((
+                name.clone(),
+                format!("{} {} (Debian source package)", b.name, b.version),
+            ));
+        }
+    }
+    for t in tools {
+        rows.push((
+            t.binary.name.clone(),
+            format!("{} {} (Rust crate)", t.crate_name, t.version),
+        ));
+    }
+    let width = rows.iter().map(|(n, _)| n.len()).max().unwrap_or(0);
+    let mut out = format!("{title} static toolbox for {p}: static programs, no libc needed.\n\n");
+    for (name, from) in rows {
+        out.push_str(&format!("  {name:width$}  {from}\n"));
+    }
+    let applets: Vec<String> = applet_links(built).into_iter().map(|(_, n, _)| n).collect();
+    if !applets.is_empty() {
+        out.push_str(&format!(
+            "\nApplets ({}): {}\n",
+            applets.len(),
+            applets.join(" ")
+        ));
+    }
+    out
 }
 
 /// One platform's programs and its CA bundle.
@@ -238,6 +283,21 @@ fn dir_entry(mode: u32, epoch: u64) -> Entry {
     }
 }
 
+/// Puts a Rust tool into `dir` beside the compiled C programs; a name
+/// both provide is an error naming both.
+fn add_program(t: &mut Tree, prog: &Program, dir: &str, epoch: u64) -> Result<()> {
+    let path = format!("{dir}/{}", prog.binary.name);
+    if t.get(path.trim_start_matches('/')).is_some() {
+        return Err(bad_input(format!(
+            "crate {}: its program {} has the name of a [[source]] program",
+            prog.crate_name, prog.binary.name
+        )));
+    }
+    t.insert(&path, prog.entry(epoch)?)
+        .map_err(|e| bad_input(format!("crate {}: {e}", prog.crate_name)))?;
+    Ok(())
+}
+
 /// Links of the multi-call programs whose names no real program takes,
 /// as (link name, program); the first provider of a name wins.
 fn applet_links(built: &[BuiltSource]) -> Vec<(String, String, String)> {
@@ -263,7 +323,13 @@ fn applet_links(built: &[BuiltSource]) -> Vec<(String, String, String)> {
 }
 
 /// The image's root filesystem for one platform.
-fn image_tree(built: &[BuiltSource], ca: &[u8], epoch: u64) -> Result<Tree> {
+fn image_tree(
+    built: &[BuiltSource],
+    tools: &[Program],
+    ca: &[u8],
+    listing: &str,
+    epoch: u64,
+) -> Result<Tree> {
     let mut t = Tree::new();
     let err = |e: image_layout::tree::TreeError| bad_input(format!("static image: {e}"));
     for d in ["bin", "sbin", "usr/bin", "usr/sbin", "etc", "root"] {
@@ -280,6 +346,9 @@ fn image_tree(built: &[BuiltSource], ca: &[u8], epoch: u64) -> Result<Tree> {
             .map_err(err)?;
         }
     }
+    for prog in tools {
+        add_program(&mut t, prog, BIN_DIR, epoch)?;
+    }
     // Applets at the paths their program lists (/bin/sh, /sbin/ifconfig...),
     // where no real program of the same name is.
     for (path, _, prog) in applet_links(built) {
@@ -288,6 +357,8 @@ fn image_tree(built: &[BuiltSource], ca: &[u8], epoch: u64) -> Result<Tree> {
                 .map_err(err)?;
         }
     }
+    t.insert("etc/motd", data_entry(listing, 0o644, epoch))
+        .map_err(err)?;
     t.insert("etc/passwd", data_entry(PASSWD, 0o644, epoch))
         .map_err(err)?;
     t.insert("etc/group", data_entry(GROUP, 0o644, epoch))
@@ -302,7 +373,13 @@ fn image_tree(built: &[BuiltSource], ca: &[u8], epoch: u64) -> Result<Tree> {
 
 /// The bundle's tree: `netshoot/bin/` with the programs and relative
 /// applet links, and the CA bundle beside it.
-fn bundle_tree(built: &[BuiltSource], ca: &[u8], epoch: u64) -> Result<Tree> {
+fn bundle_tree(
+    built: &[BuiltSource],
+    tools: &[Program],
+    ca: &[u8],
+    listing: &str,
+    epoch: u64,
+) -> Result<Tree> {
     let mut t = Tree::new();
     let err = |e: image_layout::tree::TreeError| bad_input(format!("static bundle: {e}"));
     t.insert(BUNDLE_DIR, dir_entry(0o755, epoch)).map_err(err)?;
@@ -317,6 +394,14 @@ fn bundle_tree(built: &[BuiltSource], ca: &[u8], epoch: u64) -> Result<Tree> {
             .map_err(err)?;
         }
     }
+    for prog in tools {
+        add_program(&mut t, prog, &format!("{BUNDLE_DIR}/bin"), epoch)?;
+    }
+    t.insert(
+        &format!("{BUNDLE_DIR}/README"),
+        data_entry(listing, 0o644, epoch),
+    )
+    .map_err(err)?;
     for (_, name, prog) in applet_links(built) {
         t.insert(
             &format!("{BUNDLE_DIR}/bin/{name}"),

@@ -100,6 +100,13 @@ pub(crate) fn apply_all(
     for (pkg, ops) in actions {
         a.pkg.clone_from(pkg);
         for op in ops {
+            if !op.decided {
+                a.note(format!(
+                    "{:?}: its condition is not known statically",
+                    op.op
+                ));
+                continue;
+            }
             if op.when.iter().all(|t| a.holds(t)) {
                 a.apply(&op.op)
                     .map_err(|e| bad_input(format!("package {pkg}: {e}")))?;
@@ -257,7 +264,10 @@ impl Applier<'_> {
                 .rsplit('/')
                 .next()
                 .unwrap_or(target);
-            at = format!("{at}/{base}");
+            at = self
+                .tree
+                .resolve_parents(&format!("{at}/{base}"))
+                .map_err(|e| bad_input(e.to_string()))?;
         }
         match self.tree.get(&at).map(|e| &e.node) {
             Some(Node::Dir) => Ok(()),

@@ -152,6 +152,10 @@ impl PathTest {
 pub struct ScriptOp {
     /// Conditions, outermost first.
     pub when: Vec<PathTest>,
+    /// Whether `when` is all the script asks: false when a condition on
+    /// the way was neither known nor a file test (output of a command,
+    /// say), so the operation may or may not run.
+    pub decided: bool,
     /// The change.
     pub op: FileOp,
 }

@@ -669,6 +669,8 @@ struct Context<'p> {
     chain: Term,
     /// File tests of the chains and function calls around the command.
     guards: Vec<PathTest>,
+    /// Chains around the command whose gate was not decided.
+    undecided: usize,
     /// Nested function calls, bounded against recursion.
     depth: usize,
 }
@@ -687,12 +689,18 @@ struct Term {
     if_true: Vec<PathTest>,
     /// Tests that all hold when it fails.
     if_false: Vec<PathTest>,
+    /// `if_true` is exactly when it succeeds (not only necessary).
+    exact_true: bool,
+    /// `if_false` is exactly when it fails.
+    exact_false: bool,
 }
 
 impl Term {
     fn known(b: bool) -> Term {
         Term {
             known: Some(b),
+            exact_true: true,
+            exact_false: true,
             ..Term::default()
         }
     }
@@ -702,6 +710,8 @@ impl Term {
             known: None,
             if_false: vec![t.negated()],
             if_true: vec![t],
+            exact_true: true,
+            exact_false: true,
         }
     }
 
@@ -710,27 +720,28 @@ impl Term {
             known: self.known.map(|b| !b),
             if_true: self.if_false,
             if_false: self.if_true,
+            exact_true: self.exact_false,
+            exact_false: self.exact_true,
         }
     }
 
     /// `self && other` (shell chains are read left to right).
     fn and(self, other: Term) -> Term {
-        let known = match (self.known, other.known) {
-            (Some(false), _) | (_, Some(false)) => Some(false),
-            (Some(true), Some(true)) => Some(true),
-            _ => None,
-        };
-        let if_false = match (self.known, other.known) {
-            (Some(true), _) => other.if_false,
-            (_, Some(true)) => self.if_false,
-            _ => Vec::new(),
-        };
+        match (self.known, other.known) {
+            (Some(false), _) | (_, Some(false)) => return Term::known(false),
+            (Some(true), _) => return other,
+            (_, Some(true)) => return self,
+            _ => {}
+        }
         let mut if_true = self.if_true;
         if_true.extend(other.if_true);
         Term {
-            known,
+            known: None,
             if_true,
-            if_false,
+            // Either failing is a disjunction: not kept as tests.
+            if_false: Vec::new(),
+            exact_true: self.exact_true && other.exact_true,
+            exact_false: false,
         }
     }
 
@@ -755,6 +766,15 @@ impl Branch {
     /// Whether commands in the current part may run.
     fn taken(&self) -> bool {
         self.cond.known != Some(self.in_else)
+    }
+
+    /// Whether the tests of the current part are all its condition asks.
+    fn exact(&self) -> bool {
+        if self.in_else {
+            self.cond.exact_false
+        } else {
+            self.cond.exact_true
+        }
     }
 
     /// The file tests that hold in the current part.
@@ -908,6 +928,8 @@ impl<'p> Context<'p> {
         let prog = argv.first()?.rsplit('/').next()?;
         match (prog, &argv[1..]) {
             ("dpkg-divert", ["--truename", p]) => Some(p.to_string()),
+            // The image is for Linux, whatever builds it.
+            ("uname", ["-s"]) => Some("Linux".to_string()),
             ("dirname", [p]) => {
                 let t = p.trim_end_matches('/');
                 Some(match t.rfind('/') {
@@ -975,6 +997,7 @@ impl<'p> Context<'p> {
             elif: false,
             chain: Term::default(),
             guards: Vec::new(),
+            undecided: 0,
             depth: 0,
         }
     }
@@ -1101,10 +1124,12 @@ impl<'p> Context<'p> {
         };
         let (words, written) = split_redirects(words);
         if gate.known != Some(false) && self.branches.iter().all(Branch::taken) {
-            let n = self.guards.len();
+            let (n, undecided) = (self.guards.len(), self.undecided);
+            self.undecided += usize::from(!gate.exact_true);
             self.guards.extend(gate.if_true);
             self.command(&words, &written);
             self.guards.truncate(n);
+            self.undecided = undecided;
         }
         let mut term = self.test_term(&words);
         if negated {
@@ -1128,6 +1153,11 @@ impl<'p> Context<'p> {
             [Some("setcap"), ..] | [Some("command"), Some("-v"), Some("setcap")] => {
                 Term::known(true)
             }
+            // No override exists on a fresh system but those the script
+            // added itself.
+            [Some("dpkg-statoverride"), Some("--list"), Some(path)] => {
+                Term::known(self.out.stat_overrides.iter().any(|o| o.path == *path))
+            }
             [Some(":" | "true")] => Term::known(true),
             [Some("false")] => Term::known(false),
             _ => Term::default(),
@@ -1147,7 +1177,8 @@ impl<'p> Context<'p> {
     /// Records a file operation under the current tests.
     fn push_op(&mut self, op: FileOp) {
         let when = self.current_tests();
-        self.out.file_ops.push(ScriptOp { when, op });
+        let decided = self.undecided == 0 && self.branches.iter().all(Branch::exact);
+        self.out.file_ops.push(ScriptOp { when, decided, op });
     }
 
     /// `NAME() {` at `commands[i]`: records the body up to the matching

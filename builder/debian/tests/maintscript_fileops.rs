@@ -198,3 +198,15 @@ fn apply_mode_refuses_what_is_not_a_mode() {
         assert_eq!(apply_mode(bad, 0o755, false), None, "{bad:?}");
     }
 }
+
+#[test]
+fn operations_under_an_unknown_condition_are_marked_undecided() {
+    let script = r#"if [ "$(readlink /lib64)" != usr/lib64 ]; then ln -sf usr/lib64 /lib64; fi
+if ! dpkg-statoverride --list /usr/bin/x; then chmod 2755 /usr/bin/x; fi
+if [ "$(uname -s)" = Linux ] && [ -d /usr/lib ]; then chmod 755 /usr/lib; fi
+getent group g || chgrp g /usr/bin/x
+"#;
+    let a = analyze_with_args("demo", script, CONFIGURE);
+    let decided: Vec<bool> = a.file_ops.iter().map(|o| o.decided).collect();
+    assert_eq!(decided, [false, true, true, false], "{:#?}", a.file_ops);
+}

@@ -158,6 +158,70 @@ const KNOWN: &[(&str, &str, &str)] = &[
         "made by a postinst heredoc",
     ),
     ("/tmp", "*", "mmdebstrap leaves its own"),
+    ("/var/lib/apt", "*", "apt state of the installing run"),
+    ("/etc/fstab", "*", "mmdebstrap writes an unconfigured one"),
+    (
+        "/etc/.pwd.lock",
+        "*",
+        "lock file of the shadow tools the installing run used",
+    ),
+    (
+        "/var/lib/dpkg/arch-native",
+        "*",
+        "dpkg's record of the installing run",
+    ),
+    (
+        "/var/lib/python/python3.13_installed",
+        "*",
+        "python3.13-minimal's install marker, removed on configure of python3",
+    ),
+    (
+        "/etc/hosts",
+        "*",
+        "netbase's postinst writes it from a here-document; the runtime provides /etc/hosts",
+    ),
+    (
+        "/etc/networks",
+        "*",
+        "netbase's postinst writes it from a here-document",
+    ),
+    (
+        "/etc/environment",
+        "*",
+        "libpam-modules makes it under a dpkg --compare-versions test, not decided statically",
+    ),
+    (
+        "/etc/pam.d/common-*",
+        "*",
+        "written by pam-auth-update, a program that is not imitated",
+    ),
+    ("/var/lib/pam/*", "*", "pam-auth-update's state"),
+    (
+        "/etc/shells",
+        "content",
+        "add-shell (debianutils) is not imitated",
+    ),
+    ("/var/lib/shells.state", "*", "add-shell's state"),
+    (
+        "/etc/systemd/**",
+        "*",
+        "deb-systemd-helper enablement links; the image runs no systemd",
+    ),
+    (
+        "/var/lib/systemd/**",
+        "*",
+        "deb-systemd-helper's state; the image runs no systemd",
+    ),
+    (
+        "/usr/bin/sh.tmp",
+        "*",
+        "dash's postinst renames it with mv, not applied until case arms are evaluated",
+    ),
+    (
+        "/usr/share/man/man1/sh.1.gz.tmp",
+        "*",
+        "dash's postinst renames it with mv, not applied until case arms are evaluated",
+    ),
     ("/dev/**", "*", "device nodes mmdebstrap's chroot had"),
 ];
 

@@ -76,6 +76,8 @@ pub(crate) struct Applier<'t> {
     notes: &'t mut Vec<String>,
     /// The package whose operations are applied, for the notes.
     pkg: String,
+    /// Answers of the current script's file tests by (point, path, test).
+    answers: BTreeMap<(usize, String, u8), bool>,
     users: BTreeMap<String, u32>,
     groups: BTreeMap<String, u32>,
 }
@@ -94,11 +96,13 @@ pub(crate) fn apply_all(
         origin,
         notes,
         pkg: String::new(),
+        answers: BTreeMap::new(),
         users,
         groups,
     };
     for (pkg, ops) in actions {
         a.pkg.clone_from(pkg);
+        a.answers.clear();
         for op in ops {
             if !op.decided {
                 a.note(format!(
@@ -117,9 +121,20 @@ pub(crate) fn apply_all(
 }
 
 impl Applier<'_> {
-    /// Whether a file test gives its expected answer on the tree now.
-    fn holds(&self, t: &PathTest) -> bool {
-        let answer = match t.test {
+    /// Whether a file test gives its expected answer: on the tree now the
+    /// first time its condition is met, then as it was then.
+    fn holds(&mut self, t: &PathTest) -> bool {
+        let key = (t.point, t.path.clone(), t.test as u8);
+        if let Some(answer) = self.answers.get(&key) {
+            return *answer == t.holds;
+        }
+        let answer = self.test(t);
+        self.answers.insert(key, answer);
+        answer == t.holds
+    }
+
+    fn test(&self, t: &PathTest) -> bool {
+        match t.test {
             FileTest::Symlink => self
                 .tree
                 .resolve_parents(&t.path)
@@ -134,8 +149,7 @@ impl Applier<'_> {
                     FileTest::Executable => e.meta.mode & 0o111 != 0,
                     _ => true,
                 }),
-        };
-        answer == t.holds
+        }
     }
 
     fn note(&mut self, what: String) {
@@ -164,6 +178,11 @@ impl Applier<'_> {
             FileOp::Rmdir { path } => self.rmdir(path),
             FileOp::Copy { src, dst, preserve } => return self.copy(src, dst, *preserve),
             FileOp::Truncate { path } => return self.truncate(path),
+            FileOp::Touch { path } if resolve_full(self.tree, path).is_none() => {
+                return self.truncate(path)
+            }
+            FileOp::Touch { .. } => {}
+            FileOp::Rename { src, dst } => return self.rename(src, dst),
             FileOp::SetCap(cap) => self.setcap(cap),
             FileOp::StatOverride(so) => self.stat_override(so),
         }
@@ -321,6 +340,42 @@ impl Applier<'_> {
         };
         meta.xattrs.clear();
         self.place(&at, from.node, meta)
+    }
+
+    /// `mv SRC DST`: the entry and what is under it move; DST a folder
+    /// (links followed) takes it inside.
+    fn rename(&mut self, src: &str, dst: &str) -> Result<()> {
+        let from = self
+            .tree
+            .resolve_parents(src)
+            .map_err(|e| bad_input(e.to_string()))?;
+        if self.tree.get(&from).is_none() {
+            self.note(format!("mv {src}: missing"));
+            return Ok(());
+        }
+        let mut to = self
+            .tree
+            .resolve_parents(dst)
+            .map_err(|e| bad_input(e.to_string()))?;
+        if let Some(p) = resolve_full(self.tree, &to) {
+            if matches!(self.tree.get(&p).map(|e| &e.node), Some(Node::Dir)) {
+                let base = from.rsplit('/').next().unwrap_or(&from);
+                to = format!("{p}/{base}");
+            }
+        }
+        let prefix = format!("{from}/");
+        let moved: Vec<(String, Entry)> = self
+            .tree
+            .iter()
+            .filter(|(p, _)| *p == from || p.starts_with(&prefix))
+            .map(|(p, e)| (format!("{to}{}", &p[from.len()..]), e.clone()))
+            .collect();
+        self.tree.remove(&from);
+        self.origin.remove(&from);
+        for (p, e) in moved {
+            self.place(&p, e.node, e.meta)?;
+        }
+        Ok(())
     }
 
     /// `: > FILE`: an existing file keeps its owner and mode.

@@ -85,6 +85,18 @@ pub enum FileOp {
         /// `-p`: mode, owner and time kept.
         preserve: bool,
     },
+    /// `mv [-f] SRC DST`.
+    Rename {
+        /// What is moved.
+        src: String,
+        /// Where to (or a folder to put it in).
+        dst: String,
+    },
+    /// `touch PATH`: an empty file made when missing.
+    Touch {
+        /// The file.
+        path: String,
+    },
     /// `: > PATH`: an empty file, made or truncated.
     Truncate {
         /// The file.
@@ -134,6 +146,11 @@ pub struct PathTest {
     pub test: FileTest,
     /// `true` when the test must succeed, `false` when it must fail.
     pub holds: bool,
+    /// The condition it belongs to, numbered in the script: the script
+    /// tests once, where the condition stands, so the answer is taken
+    /// before the first operation under it and kept for the rest (a
+    /// `mkdir` under `[ ! -d X ]` does not stop the `chmod` after it).
+    pub point: usize,
 }
 
 impl PathTest {

@@ -671,6 +671,8 @@ struct Context<'p> {
     guards: Vec<PathTest>,
     /// Chains around the command whose gate was not decided.
     undecided: usize,
+    /// Conditions numbered so far.
+    points: usize,
     /// Nested function calls, bounded against recursion.
     depth: usize,
 }
@@ -998,6 +1000,7 @@ impl<'p> Context<'p> {
             chain: Term::default(),
             guards: Vec::new(),
             undecided: 0,
+            points: 0,
             depth: 0,
         }
     }
@@ -1079,8 +1082,10 @@ impl<'p> Context<'p> {
         for w in prefix {
             match plain(w) {
                 Some("then") => {
+                    let chain = std::mem::take(&mut self.chain);
+                    let cond = self.numbered(chain);
                     self.branches.push(Branch {
-                        cond: std::mem::take(&mut self.chain),
+                        cond,
                         in_else: false,
                         elif: std::mem::take(&mut self.elif),
                     });
@@ -1119,8 +1124,8 @@ impl<'p> Context<'p> {
         let before = std::mem::take(&mut self.chain);
         let gate = match chain {
             Chain::First => Term::known(true),
-            Chain::And => before.clone(),
-            Chain::Or => before.clone().not(),
+            Chain::And => self.numbered(before.clone()),
+            Chain::Or => self.numbered(before.clone().not()),
         };
         let (words, written) = split_redirects(words);
         if gate.known != Some(false) && self.branches.iter().all(Branch::taken) {
@@ -1162,6 +1167,15 @@ impl<'p> Context<'p> {
             [Some("false")] => Term::known(false),
             _ => Term::default(),
         }
+    }
+
+    /// The condition with its file tests given the next point number.
+    fn numbered(&mut self, mut t: Term) -> Term {
+        self.points += 1;
+        for p in t.if_true.iter_mut().chain(t.if_false.iter_mut()) {
+            p.point = self.points;
+        }
+        t
     }
 
     /// The file tests a file operation runs under, outermost first.
@@ -1319,6 +1333,10 @@ impl<'p> Context<'p> {
             "ln" => self.ln(words, args),
             "rmdir" => self.rmdir(words, args),
             "cp" => self.cp(words, args),
+            // `mv` is read (see `mv`) but not applied yet: `case` arms are
+            // not evaluated, and adduser's upgrade-only arm moves
+            // /etc/adduser.conf away.
+            "touch" => self.touch(words, args),
             "update-alternatives" => self.update_alternatives(words, args),
             "adduser" => self.adduser(words, args, false),
             "addgroup" => self.adduser(words, args, true),
@@ -1756,6 +1774,7 @@ fn test_args(args: &[Option<&str>]) -> Term {
                 path: path.to_string(),
                 test,
                 holds: true,
+                point: 0,
             }),
             None => string_test(args),
         },
@@ -1956,6 +1975,34 @@ impl Context<'_> {
         };
         let [src, dst] = [paths[0].clone(), paths[1].clone()];
         self.push_op(FileOp::Copy { src, dst, preserve });
+    }
+
+    /// `mv [-f] SRC DST` of one path.
+    #[allow(dead_code)]
+    fn mv(&mut self, words: &[Word], args: &[Option<String>]) {
+        let (_, operands) = options_and_operands(args);
+        if operands.len() != 2 {
+            return self.unresolved(words, "expected SRC DST");
+        }
+        let Some(paths) = self.paths(words, &operands) else {
+            return;
+        };
+        let [src, dst] = [paths[0].clone(), paths[1].clone()];
+        self.push_op(FileOp::Rename { src, dst });
+    }
+
+    /// `touch FILE...` (times aside: the image clamps them).
+    fn touch(&mut self, words: &[Word], args: &[Option<String>]) {
+        let (options, operands) = options_and_operands(args);
+        if !options.is_empty() {
+            return self.unresolved(words, "touch with options");
+        }
+        let Some(paths) = self.paths(words, &operands) else {
+            return;
+        };
+        for path in paths {
+            self.push_op(FileOp::Touch { path });
+        }
     }
 
     /// `: > FILE` (or `true > FILE`, `> FILE`).

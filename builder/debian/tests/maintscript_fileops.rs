@@ -26,11 +26,12 @@ fn ops(a: &ScriptActions) -> Vec<String> {
         .collect()
 }
 
-fn test(path: &str, test: FileTest, holds: bool) -> PathTest {
+fn test(path: &str, test: FileTest, holds: bool, point: usize) -> PathTest {
     PathTest {
         path: path.into(),
         test,
         holds,
+        point,
     }
 }
 
@@ -86,6 +87,7 @@ if [ "$1" = configure ] && [ -z "$2" ]; then
   make_dir /var/lib/demo adm
   [ -L /var/tmp/x ] || ln -sf /tmp /var/tmp/x
   : > /var/log/demo.log
+  touch /etc/subuid
 fi
 if [ "$1" = configure ] && [ "$2" != "" ]; then
   chmod 600 /etc/upgrade-only
@@ -97,6 +99,13 @@ fi
 "#;
     let a = analyze_with_args("demo", script, CONFIGURE);
     let when: Vec<&Vec<PathTest>> = a.file_ops.iter().map(|o| &o.when).collect();
+    // The condition's number aside, as the tests are written below.
+    let at = |i: usize, point: usize| -> Vec<PathTest> {
+        when[i]
+            .iter()
+            .map(|t| PathTest { point, ..t.clone() })
+            .collect()
+    };
     assert_eq!(
         ops(&a),
         [
@@ -104,17 +113,23 @@ fi
             r#"Chown { path: "/var/lib/demo", user: Some("root"), group: Some("adm") }"#,
             r#"Symlink { target: "/tmp", link: "/var/tmp/x", force: true }"#,
             r#"Truncate { path: "/var/log/demo.log" }"#,
+            r#"Touch { path: "/etc/subuid" }"#,
             r#"Rmdir { path: "/var/old" }"#,
             r#"Copy { src: "/usr/share/demo/conf", dst: "/etc/demo.conf", preserve: true }"#,
         ]
     );
-    let not_dir = vec![test("/var/lib/demo", FileTest::Dir, false)];
-    assert_eq!(when[0], &not_dir);
-    assert_eq!(when[1], &not_dir);
-    assert_eq!(when[2], &vec![test("/var/tmp/x", FileTest::Symlink, false)]);
-    assert!(when[3].is_empty());
-    assert_eq!(when[4], &vec![test("/etc/flag", FileTest::Exists, true)]);
-    assert_eq!(when[5], &vec![test("/etc/flag", FileTest::Exists, false)]);
+    // Both operations under one `if` share its point: it is tested once;
+    // the `else` of another `if` has that one's point.
+    assert_eq!(when[0][0].point, when[1][0].point);
+    assert_eq!(when[5][0].point, when[6][0].point);
+    assert_ne!(when[0][0].point, when[5][0].point);
+    let not_dir = vec![test("/var/lib/demo", FileTest::Dir, false, 0)];
+    assert_eq!(at(0, 0), not_dir);
+    assert_eq!(at(1, 0), not_dir);
+    assert_eq!(at(2, 0), [test("/var/tmp/x", FileTest::Symlink, false, 0)]);
+    assert!(when[3].is_empty() && when[4].is_empty());
+    assert_eq!(at(5, 0), [test("/etc/flag", FileTest::Exists, true, 0)]);
+    assert_eq!(at(6, 0), [test("/etc/flag", FileTest::Exists, false, 0)]);
     assert!(a.unresolved.is_empty(), "{:?}", a.unresolved);
 }
 

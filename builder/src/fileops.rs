@@ -76,6 +76,8 @@ pub(crate) struct Applier<'t> {
     notes: &'t mut Vec<String>,
     /// The package whose operations are applied, for the notes.
     pkg: String,
+    /// The current script's umask.
+    umask: u32,
     /// Answers of the current script's file tests by (point, path, test).
     answers: BTreeMap<(usize, String, u8), bool>,
     users: BTreeMap<String, u32>,
@@ -97,12 +99,14 @@ pub(crate) fn apply_all(
         notes,
         pkg: String::new(),
         answers: BTreeMap::new(),
+        umask: UMASK,
         users,
         groups,
     };
     for (pkg, ops) in actions {
         a.pkg.clone_from(pkg);
         a.answers.clear();
+        a.umask = UMASK;
         for op in ops {
             if !op.decided {
                 a.note(format!(
@@ -184,6 +188,7 @@ impl Applier<'_> {
             FileOp::Touch { .. } => {}
             FileOp::Rename { src, dst } => return self.rename(src, dst),
             FileOp::SetCap(cap) => self.setcap(cap),
+            FileOp::Umask(m) => self.umask = *m,
             FileOp::StatOverride(so) => self.stat_override(so),
         }
         Ok(())
@@ -256,14 +261,14 @@ impl Applier<'_> {
             return Ok(());
         }
         let mode = match mode {
-            Some(m) => match apply_mode(m, 0o777 & !UMASK, true) {
+            Some(m) => match apply_mode(m, 0o777 & !self.umask, true) {
                 Some(m) => m,
                 None => {
                     self.note(format!("mkdir -m {m} {path}: not a mode"));
                     return Ok(());
                 }
             },
-            None => 0o777 & !UMASK,
+            None => 0o777 & !self.umask,
         };
         self.place(&at, Node::Dir, Meta::root(mode))
     }
@@ -336,7 +341,7 @@ impl Applier<'_> {
         let mut meta = match (preserve, self.tree.get(&at)) {
             (true, _) => from.meta.clone(),
             (false, Some(old)) => old.meta.clone(),
-            (false, None) => Meta::root(from.meta.mode & 0o777 & !UMASK),
+            (false, None) => Meta::root(from.meta.mode & 0o777 & !self.umask),
         };
         meta.xattrs.clear();
         self.place(&at, from.node, meta)
@@ -390,7 +395,7 @@ impl Applier<'_> {
         let meta = match self.tree.get(&at) {
             Some(e) if matches!(e.node, Node::File { .. }) => e.meta.clone(),
             Some(_) => return Ok(()),
-            None => Meta::root(0o666 & !UMASK),
+            None => Meta::root(0o666 & !self.umask),
         };
         let empty = Node::File {
             body: Body::Bytes(Arc::from(Vec::new())),

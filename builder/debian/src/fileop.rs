@@ -102,6 +102,8 @@ pub enum FileOp {
         /// The file.
         path: String,
     },
+    /// `umask MODE` (octal): the mask for the files made after it.
+    Umask(u32),
     /// `setcap CAPS PATH`.
     SetCap(FileCap),
     /// `dpkg-statoverride --add --update USER GROUP MODE PATH`.

@@ -1337,6 +1337,13 @@ impl<'p> Context<'p> {
             // not evaluated, and adduser's upgrade-only arm moves
             // /etc/adduser.conf away.
             "touch" => self.touch(words, args),
+            "umask" => match args {
+                [Some(m)] => match u32::from_str_radix(m, 8) {
+                    Ok(m) if m <= 0o777 => self.push_op(FileOp::Umask(m)),
+                    _ => self.unresolved(words, "umask is not octal"),
+                },
+                _ => self.unresolved(words, "expected one known umask"),
+            },
             "update-alternatives" => self.update_alternatives(words, args),
             "adduser" => self.adduser(words, args, false),
             "addgroup" => self.adduser(words, args, true),

@@ -65,6 +65,7 @@ fn ssh_agent_is_made_setgid_ssh_through_a_function() {
         CONFIGURE,
     );
     let want = [
+        "Umask(18)",
         r#"Chown { path: "/usr/bin/ssh-agent", user: None, group: Some("_ssh") }"#,
         r#"Chmod { path: "/usr/bin/ssh-agent", mode: "2755" }"#,
     ];
@@ -87,6 +88,7 @@ if [ "$1" = configure ] && [ -z "$2" ]; then
   make_dir /var/lib/demo adm
   [ -L /var/tmp/x ] || ln -sf /tmp /var/tmp/x
   : > /var/log/demo.log
+  umask 066
   touch /etc/subuid
 fi
 if [ "$1" = configure ] && [ "$2" != "" ]; then
@@ -113,6 +115,7 @@ fi
             r#"Chown { path: "/var/lib/demo", user: Some("root"), group: Some("adm") }"#,
             r#"Symlink { target: "/tmp", link: "/var/tmp/x", force: true }"#,
             r#"Truncate { path: "/var/log/demo.log" }"#,
+            "Umask(54)",
             r#"Touch { path: "/etc/subuid" }"#,
             r#"Rmdir { path: "/var/old" }"#,
             r#"Copy { src: "/usr/share/demo/conf", dst: "/etc/demo.conf", preserve: true }"#,
@@ -121,15 +124,15 @@ fi
     // Both operations under one `if` share its point: it is tested once;
     // the `else` of another `if` has that one's point.
     assert_eq!(when[0][0].point, when[1][0].point);
-    assert_eq!(when[5][0].point, when[6][0].point);
-    assert_ne!(when[0][0].point, when[5][0].point);
+    assert_eq!(when[6][0].point, when[7][0].point);
+    assert_ne!(when[0][0].point, when[6][0].point);
     let not_dir = vec![test("/var/lib/demo", FileTest::Dir, false, 0)];
     assert_eq!(at(0, 0), not_dir);
     assert_eq!(at(1, 0), not_dir);
     assert_eq!(at(2, 0), [test("/var/tmp/x", FileTest::Symlink, false, 0)]);
-    assert!(when[3].is_empty() && when[4].is_empty());
-    assert_eq!(at(5, 0), [test("/etc/flag", FileTest::Exists, true, 0)]);
-    assert_eq!(at(6, 0), [test("/etc/flag", FileTest::Exists, false, 0)]);
+    assert!(when[3].is_empty() && when[4].is_empty() && when[5].is_empty());
+    assert_eq!(at(6, 0), [test("/etc/flag", FileTest::Exists, true, 0)]);
+    assert_eq!(at(7, 0), [test("/etc/flag", FileTest::Exists, false, 0)]);
     assert!(a.unresolved.is_empty(), "{:?}", a.unresolved);
 }
 

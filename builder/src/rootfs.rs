@@ -8,11 +8,10 @@ use crate::apt::{Payload, PayloadEntry, DEFAULT_EXCLUDE, DEFAULT_INCLUDE};
 use crate::error::{bad_input, Result};
 use crate::lockfile::LockedPackage;
 use crate::spec::AptSpec;
-use debian::maintscript::{Alternative, ScriptActions, SystemUser};
+use debian::maintscript::{Alternative, FileOp, ScriptActions, ScriptOp, SystemUser};
 use globset::{Glob, GlobSet, GlobSetBuilder};
 use image_layout::{Body, Entry, Meta, Node, Tree};
 use std::collections::{BTreeMap, BTreeSet};
-use std::io::Read;
 use std::sync::Arc;
 
 /// The assembled root filesystem and which package each path came from
@@ -58,37 +57,7 @@ fn symlink(target: &str) -> Entry {
     }
 }
 
-/// The bytes of the regular file at `path`, if it is one.
-pub(crate) fn read_body(tree: &Tree, path: &str) -> Option<Vec<u8>> {
-    match &tree.get(path)?.node {
-        Node::File { body, .. } => {
-            let mut v = Vec::new();
-            body.open().ok()?.read_to_end(&mut v).ok()?;
-            Some(v)
-        }
-        _ => None,
-    }
-}
-
-/// Follows symlinks (inside the tree) to the entry a path names.
-pub(crate) fn resolve_full(tree: &Tree, path: &str) -> Option<String> {
-    let mut p = tree.resolve_parents(path).ok()?;
-    for _ in 0..40 {
-        match &tree.get(&p)?.node {
-            Node::Symlink(t) => {
-                let dir = p.rsplit_once('/').map_or("", |(d, _)| d);
-                let next = if t.starts_with('/') {
-                    t.clone()
-                } else {
-                    format!("{dir}/{t}")
-                };
-                p = tree.resolve_parents(&next).ok()?;
-            }
-            _ => return Some(p),
-        }
-    }
-    None
-}
+pub(crate) use crate::fileops::{read_body, resolve_full};
 
 /// Places every package's files and generates the system files.
 pub fn assemble(
@@ -112,7 +81,11 @@ pub fn assemble(
     generated.apply(&mut asm)?;
     alternatives(&mut asm.tree, &mut asm.origin, &actions, &mut asm.notes)?;
     accounts(&mut asm.tree, &mut asm.origin, &actions, epoch)?;
-    capabilities_and_overrides(&mut asm.tree, &actions, &mut asm.notes)?;
+    let ops: Vec<(String, Vec<ScriptOp>)> = actions
+        .into_iter()
+        .map(|(pkg, a)| (pkg, a.file_ops))
+        .collect();
+    crate::fileops::apply_all(&mut asm.tree, &mut asm.origin, &ops, &mut asm.notes)?;
     ca_certificates(&mut asm.tree, &mut asm.origin)?;
     Ok(asm)
 }
@@ -441,8 +414,15 @@ fn script_actions(
     notes: &mut Vec<String>,
     actions: &mut Actions,
 ) {
-    for script in [&pl.preinst, &pl.postinst].into_iter().flatten() {
-        let mut a = debian::maintscript::analyze(&lp.name, script);
+    // A fresh install: `preinst install`, then `postinst configure` with
+    // no previously configured version.
+    let runs: [(&Option<String>, &[&str]); 2] = [
+        (&pl.preinst, &["install"]),
+        (&pl.postinst, &["configure", ""]),
+    ];
+    for (script, args) in runs {
+        let Some(script) = script else { continue };
+        let mut a = debian::maintscript::analyze_with_args(&lp.name, script, args);
         // A script that asks debconf decides its setcap/statoverride
         // calls on the answer, and the static reading cannot see which
         // branch runs. Leave them out: that is what the default answer
@@ -456,6 +436,8 @@ fn script_actions(
             ));
             a.capabilities.clear();
             a.stat_overrides.clear();
+            a.file_ops
+                .retain(|o| !matches!(o.op, FileOp::SetCap(_) | FileOp::StatOverride(_)));
         }
         for u in &a.unresolved {
             notes.push(format!(
@@ -855,64 +837,6 @@ fn create_homes(
     Ok(())
 }
 
-fn capabilities_and_overrides(
-    tree: &mut Tree,
-    actions: &[(String, ScriptActions)],
-    notes: &mut Vec<String>,
-) -> Result<()> {
-    let groups: BTreeMap<String, u32> = read_body(tree, "etc/group")
-        .map(|b| {
-            Accounts::parse(&String::from_utf8_lossy(&b))
-                .into_iter()
-                .filter_map(|g| Some((g.first()?.clone(), g.get(2)?.parse().ok()?)))
-                .collect()
-        })
-        .unwrap_or_default();
-    let users: BTreeMap<String, u32> = read_body(tree, "etc/passwd")
-        .map(|b| {
-            Accounts::parse(&String::from_utf8_lossy(&b))
-                .into_iter()
-                .filter_map(|g| Some((g.first()?.clone(), g.get(2)?.parse().ok()?)))
-                .collect()
-        })
-        .unwrap_or_default();
-    for (pkg, a) in actions {
-        for so in &a.stat_overrides {
-            let Some(p) = resolve_full(tree, &so.path) else {
-                notes.push(format!("{pkg}: dpkg-statoverride on missing {}", so.path));
-                continue;
-            };
-            let (Some(uid), Some(gid)) = (users.get(&so.user), groups.get(&so.group)) else {
-                notes.push(format!(
-                    "{pkg}: dpkg-statoverride names unknown {}:{}",
-                    so.user, so.group
-                ));
-                continue;
-            };
-            if let Some(e) = tree.get_mut(&p) {
-                e.meta.uid = *uid;
-                e.meta.gid = *gid;
-                e.meta.uname = so.user.clone();
-                e.meta.gname = so.group.clone();
-                e.meta.mode = so.mode & 0o7777;
-            }
-        }
-        for c in &a.capabilities {
-            let Some(p) = resolve_full(tree, &c.path) else {
-                notes.push(format!("{pkg}: setcap on missing {}", c.path));
-                continue;
-            };
-            if let Some(e) = tree.get_mut(&p) {
-                e.meta.xattrs.insert(
-                    "security.capability".into(),
-                    debian::caps::security_capability_xattr(&c.caps),
-                );
-            }
-        }
-    }
-    Ok(())
-}
-
 /// What `update-ca-certificates` leaves: the enabled list, the bundle and
 /// a `.pem` link per certificate.
 fn ca_certificates(tree: &mut Tree, origin: &mut BTreeMap<String, String>) -> Result<()> {
@@ -930,11 +854,12 @@ fn ca_certificates(tree: &mut Tree, origin: &mut BTreeMap<String, String>) -> Re
     }
     let mut conf = String::from("# Generated by netshoot-build: every certificate enabled, as the\n# ca-certificates postinst does by default.\n");
     let mut bodies = Vec::new();
+    hash_links(tree, origin, &certs)?;
     for c in &certs {
         conf.push_str(c);
         conf.push('\n');
         bodies.extend(read_body(tree, &format!("usr/share/ca-certificates/{c}")));
-        let name = c.rsplit('/').next().unwrap_or(c).trim_end_matches(".crt");
+        let name = cert_name(c);
         place(
             tree,
             origin,
@@ -955,6 +880,42 @@ fn ca_certificates(tree: &mut Tree, origin: &mut BTreeMap<String, String>) -> Re
         gen_file(bundle(bodies), 0o644),
     )?;
     Ok(())
+}
+
+/// The `<subject hash>.N` link to each certificate's `.pem` that
+/// `openssl rehash` makes, N counting up among certificates of one hash in
+/// the order of their file names, as rehash sorts them.
+fn hash_links(
+    tree: &mut Tree,
+    origin: &mut BTreeMap<String, String>,
+    certs: &[String],
+) -> Result<()> {
+    let mut pems: Vec<(String, &String)> = certs
+        .iter()
+        .map(|c| (format!("{}.pem", cert_name(c)), c))
+        .collect();
+    pems.sort();
+    let mut used: BTreeMap<String, u32> = BTreeMap::new();
+    for (pem, c) in pems {
+        let path = format!("usr/share/ca-certificates/{c}");
+        let body = read_body(tree, &path).unwrap_or_default();
+        let hash =
+            crate::certhash::subject_hash(&body).map_err(|e| bad_input(format!("/{path}: {e}")))?;
+        let n = used.entry(hash.clone()).or_insert(0);
+        place(
+            tree,
+            origin,
+            &format!("etc/ssl/certs/{hash}.{n}"),
+            symlink(&pem),
+        )?;
+        *n += 1;
+    }
+    Ok(())
+}
+
+/// A certificate's name in /etc/ssl/certs: its file name without `.crt`.
+fn cert_name(c: &str) -> &str {
+    c.rsplit('/').next().unwrap_or(c).trim_end_matches(".crt")
 }
 
 /// The certificates concatenated in the given order, each ending in a

@@ -5,6 +5,7 @@
 pub mod caps;
 pub mod control;
 pub mod deb;
+pub mod fileop;
 pub mod maintscript;
 pub mod net;
 pub mod packages;

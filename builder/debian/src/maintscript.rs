@@ -9,33 +9,45 @@
 //!   `groupadd -r NAME`
 //! - file capabilities: `setcap CAPS PATH...`
 //! - permission overrides: `dpkg-statoverride --add USER GROUP MODE PATH`
+//! - file operations, in script order with `setcap` and the overrides:
+//!   `chmod`, `chown`, `chgrp`, `mkdir`, `ln -s`, `rmdir`, `cp` of one
+//!   file and `: > FILE` (see [`crate::fileop`])
 //!
 //! What the analysis understands: `#` comments, backslash-newline
 //! continuations, single and double quotes, backslash escapes, command
 //! separators (`;`, `&&`, `||`, `|`, `&`, newlines, parentheses),
-//! redirections (dropped) and here-documents (skipped), simple variables
-//! assigned earlier in the script (`NAME=value`, also after `local`,
-//! `export`, `readonly`; the last assignment in text order wins, whatever
-//! branch it sits in), `${NAME:-default}` style defaults, unquoted
-//! expansions split on whitespace, `$DPKG_MAINTSCRIPT_PACKAGE`, and `for
-//! VAR in literal words; do ... done` loops, whose bodies are analysed once
-//! per word.
+//! redirections (dropped, but for a truncating `>`) and here-documents
+//! (skipped), simple variables assigned earlier in the script (`NAME=value`,
+//! also after `local`, `export`, `readonly`; the last assignment in text
+//! order wins, whatever branch it sits in), `${NAME:-default}` style
+//! defaults, unquoted expansions split on whitespace,
+//! `$DPKG_MAINTSCRIPT_PACKAGE`, `$DPKG_ROOT` (empty), the positional
+//! parameters dpkg passes ([`analyze_with_args`]), shell functions called
+//! with arguments, and `for VAR in literal words; do ... done` loops, whose
+//! bodies are analysed once per word.
 //!
-//! What it does not understand, and how that shows: conditions are not
-//! evaluated, so every branch counts (a script that either installs a
-//! setuid binary or sets capabilities, as `wireshark-common` does, yields
-//! both; the caller decides); `chown`/`chmod` (not reported); command
-//! substitution other than `dpkg-divert --truename PATH` (which
-//! `iputils-ping` and `wireshark-common` use to name the binary they grant
-//! capabilities to; it is PATH since we never divert), `dirname` and
-//! `basename`; arithmetic; positional parameters (`$1`); variables never
-//! assigned; shell functions called with arguments; `eval`; sourced files.
-//! A recognised command whose needed arguments depend on any of those is
-//! not guessed: its text goes into [`ScriptActions::unresolved`].
+//! Conditions of `if`/`elif`/`else` and of `&&`/`||` chains: string tests
+//! (`=`, `!=`, `-z`, `-n`) on known words are decided, and so is `setcap`
+//! (always applied, so a fallback to setuid never runs); file tests
+//! (`-e -d -f -L -h -x` on a known path) are kept with each operation as
+//! [`PathTest`]s for whoever applies it to decide on the tree; any other
+//! condition is followed both ways (a script that either installs a setuid
+//! binary or sets capabilities on a debconf answer, as `wireshark-common`
+//! does, yields both; the caller decides).
+//!
+//! What it does not understand: command substitution other than
+//! `dpkg-divert --truename PATH` (which `iputils-ping` and
+//! `wireshark-common` use to name the binary they grant capabilities to;
+//! it is PATH since we never divert), `dirname` and `basename`; `case`
+//! patterns (every arm is read); arithmetic; variables never assigned;
+//! `while read` over a here-document; `eval`; sourced files. A recognised
+//! command whose needed arguments depend on any of those is not guessed:
+//! its text goes into [`ScriptActions::unresolved`].
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
-use crate::caps::{parse_capabilities, CapSet};
+use crate::caps::parse_capabilities;
+pub use crate::fileop::{apply_mode, FileCap, FileOp, FileTest, PathTest, ScriptOp, StatOverride};
 
 /// An alternative registered with `update-alternatives --install`.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -88,30 +100,6 @@ pub struct SystemGroup {
     pub gid: Option<u32>,
 }
 
-/// File capabilities granted with `setcap`.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct FileCap {
-    /// Absolute path of the file.
-    pub path: String,
-    /// The capability text as written, e.g. `cap_net_raw+ep`.
-    pub text: String,
-    /// The parsed sets.
-    pub caps: CapSet,
-}
-
-/// An owner/mode override registered with `dpkg-statoverride --add`.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct StatOverride {
-    /// Owner name.
-    pub user: String,
-    /// Group name.
-    pub group: String,
-    /// Mode bits (parsed from octal).
-    pub mode: u32,
-    /// Absolute path.
-    pub path: String,
-}
-
 /// Everything recognised in one script.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct ScriptActions {
@@ -125,24 +113,50 @@ pub struct ScriptActions {
     pub capabilities: Vec<FileCap>,
     /// `dpkg-statoverride --add` calls.
     pub stat_overrides: Vec<StatOverride>,
+    /// Changes to the file system (plain commands, `setcap` and
+    /// `dpkg-statoverride` too), in script order, with the file tests
+    /// they ran under.
+    pub file_ops: Vec<ScriptOp>,
     /// Recognised calls that could not be understood statically, as
     /// `package: command text: why`.
     pub unresolved: Vec<String>,
 }
 
-/// Analyses maintainer script `script` of `package`. Never fails: what is
-/// not understood is reported in [`ScriptActions::unresolved`].
+/// Analyses maintainer script `script` of `package`, its positional
+/// parameters unknown. Never fails: what is not understood is reported in
+/// [`ScriptActions::unresolved`].
 pub fn analyze(package: &str, script: &str) -> ScriptActions {
+    run_script(package, script, None)
+}
+
+/// Analyses `script` as dpkg runs it with arguments `args`: a fresh
+/// install runs `preinst install` and `postinst configure ""` (no
+/// previously configured version), so conditions on `$1` and `$2` are
+/// decided and an upgrade's branches are left out.
+pub fn analyze_with_args(package: &str, script: &str, args: &[&str]) -> ScriptActions {
+    run_script(package, script, Some(args))
+}
+
+fn run_script(package: &str, script: &str, args: Option<&[&str]>) -> ScriptActions {
     let commands = split_commands(&tokenize(script));
     let mut vars = BTreeMap::new();
     vars.insert("DPKG_MAINTSCRIPT_PACKAGE".to_string(), package.to_string());
-    let mut cx = Context {
-        package,
-        vars,
-        out: ScriptActions::default(),
-        budget: COMMAND_BUDGET,
-    };
+    // dpkg runs scripts for the live root: `$DPKG_ROOT` is empty.
+    vars.insert("DPKG_ROOT".to_string(), String::new());
+    for (n, a) in args.unwrap_or_default().iter().enumerate() {
+        vars.insert((n + 1).to_string(), a.to_string());
+    }
+    if let Some(args) = args {
+        vars.insert("#".to_string(), args.len().to_string());
+    }
+    let mut cx = Context::new(package, vars);
     cx.run(&commands);
+    if args.is_none() {
+        // With the arguments known, a function no command called is dead
+        // code for this run; without, it may be called in a way the
+        // reading missed.
+        cx.read_uncalled();
+    }
     cx.out
 }
 
@@ -187,6 +201,32 @@ struct Lexer {
     heredocs: Vec<(String, bool)>,
 }
 
+/// A word the lexer puts for shell syntax that is not a word: quoted so
+/// no script text can look the same.
+fn marker(text: &str) -> Word {
+    Word {
+        segs: vec![Seg::Lit {
+            text: text.into(),
+            quoted: true,
+        }],
+        raw: text.trim_start_matches('\0').into(),
+    }
+}
+
+/// Marks `NAME()`, a function definition.
+const FUNCTION_MARK: &str = "\0()";
+/// Starts a command that follows `&&`.
+const AND_MARK: &str = "\0&&";
+/// Starts a command that follows `||`.
+const OR_MARK: &str = "\0||";
+/// Precedes the target of a truncating `>`.
+const TRUNCATE_MARK: &str = "\0>";
+
+/// Whether `w` is the marker `mark`.
+fn is_marker(w: &Word, mark: &str) -> bool {
+    matches!(w.segs.as_slice(), [Seg::Lit { text, quoted: true }] if text == mark)
+}
+
 fn tokenize(src: &str) -> Vec<Tok> {
     let mut lx = Lexer {
         chars: src.chars().collect(),
@@ -228,7 +268,10 @@ impl Lexer {
 
     fn sep(&mut self) {
         self.end_word();
-        if !matches!(self.toks.last(), Some(Tok::Sep) | None) {
+        // A line may end in `&&`: the chain goes on on the next line.
+        let chained = matches!(self.toks.last(),
+            Some(Tok::Word(w)) if is_marker(w, AND_MARK) || is_marker(w, OR_MARK));
+        if !chained && !matches!(self.toks.last(), Some(Tok::Sep) | None) {
             self.toks.push(Tok::Sep);
         }
     }
@@ -244,6 +287,21 @@ impl Lexer {
                     self.sep();
                     self.pos += 1;
                     self.skip_heredocs();
+                }
+                // `NAME()`: a function definition; the marker word lets
+                // the evaluation tell it from a call followed by a group.
+                '(' if self.peek(1) == Some(')') => {
+                    self.end_word();
+                    self.toks.push(Tok::Word(marker(FUNCTION_MARK)));
+                    self.pos += 2;
+                }
+                '&' | '|' if self.peek(1) == Some(c) => {
+                    // `&&` / `||`: the next command carries how it is
+                    // chained, for the conditions it depends on.
+                    self.sep();
+                    let mark = if c == '&' { AND_MARK } else { OR_MARK };
+                    self.toks.push(Tok::Word(marker(mark)));
+                    self.pos += 2;
                 }
                 ';' | '&' | '|' | '(' | ')' => {
                     self.sep();
@@ -438,7 +496,9 @@ impl Lexer {
     }
 
     /// A redirection: drop an fd number before it, the operator and its
-    /// target word; remember here-document delimiters.
+    /// target word; remember here-document delimiters. A truncating `>`
+    /// is kept as a [`TRUNCATE_MARK`] word and its target, so `: > FILE`
+    /// can be read as making an empty file.
     fn redirect(&mut self) {
         let fd_only = self.cur.as_ref().is_some_and(|w| {
             w.segs.len() == 1
@@ -450,9 +510,25 @@ impl Lexer {
         } else {
             self.end_word();
         }
+        let (heredoc, truncate) = self.redirect_operator();
+        let (target, raw) = self.redirect_target();
+        if let Some(strip) = heredoc {
+            self.heredocs.push((target, strip));
+        } else if truncate {
+            if let Some(Tok::Word(w)) = tokenize(&raw).into_iter().next() {
+                self.toks.push(Tok::Word(marker(TRUNCATE_MARK)));
+                self.toks.push(Tok::Word(w));
+            }
+        }
+    }
+
+    /// Skips the operator at `pos`: whether it starts a here-document
+    /// (and strips tabs), and whether it truncates a file (`>`, `>|`).
+    fn redirect_operator(&mut self) -> (Option<bool>, bool) {
         let first = self.peek(0);
         self.pos += 1;
         let mut heredoc = None;
+        let mut truncate = first == Some('>');
         match (first, self.peek(0)) {
             (Some('<'), Some('<')) => {
                 self.pos += 1;
@@ -462,29 +538,38 @@ impl Lexer {
                 }
                 heredoc = Some(strip);
             }
-            (_, Some('>' | '&' | '|')) => self.pos += 1,
+            (_, Some(c @ ('>' | '&' | '|'))) => {
+                truncate &= c == '|';
+                self.pos += 1;
+            }
             _ => {}
         }
         if self.peek(0) == Some('&') {
+            truncate = false;
             self.pos += 1;
         }
+        (heredoc, truncate)
+    }
+
+    /// The target word after a redirection operator: quotes stripped, and
+    /// as written.
+    fn redirect_target(&mut self) -> (String, String) {
         while matches!(self.peek(0), Some(' ' | '\t')) {
             self.pos += 1;
         }
-        // The target word, quotes stripped.
         let mut target = String::new();
+        let mut raw = String::new();
         while let Some(c) = self.peek(0) {
             if c.is_whitespace() || ";&|()<>".contains(c) {
                 break;
             }
+            raw.push(c);
             if c != '\'' && c != '"' && c != '\\' {
                 target.push(c);
             }
             self.pos += 1;
         }
-        if let Some(strip) = heredoc {
-            self.heredocs.push((target, strip));
-        }
+        (target, raw)
     }
 
     /// After a newline, skip the bodies of pending here-documents.
@@ -572,6 +657,153 @@ struct Context<'p> {
     /// Commands left to analyse: nested loops multiply the work, and a
     /// hostile script must not make the builder spin.
     budget: usize,
+    /// Shell functions by name: their body commands.
+    functions: BTreeMap<String, Vec<Vec<Word>>>,
+    /// Functions called at least once.
+    called: BTreeSet<String>,
+    /// The `if` statements the current command sits in.
+    branches: Vec<Branch>,
+    /// An `elif` was read: the next `then` opens a part of the same `if`.
+    elif: bool,
+    /// What the commands of the current `&&` / `||` chain tested so far.
+    chain: Term,
+    /// File tests of the chains and function calls around the command.
+    guards: Vec<PathTest>,
+    /// Chains around the command whose gate was not decided.
+    undecided: usize,
+    /// Conditions numbered so far.
+    points: usize,
+    /// Nested function calls, bounded against recursion.
+    depth: usize,
+}
+
+/// How deep function calls may nest.
+const MAX_CALL_DEPTH: usize = 16;
+
+/// What the static reading knows of a condition: its outcome when that
+/// is known without the file system (string tests on known words,
+/// `setcap`, which is always applied), else the file tests it needs to
+/// succeed or to fail. Unknown conditions are followed both ways.
+#[derive(Clone, Debug, Default)]
+struct Term {
+    known: Option<bool>,
+    /// Tests that all hold when the condition succeeds.
+    if_true: Vec<PathTest>,
+    /// Tests that all hold when it fails.
+    if_false: Vec<PathTest>,
+    /// `if_true` is exactly when it succeeds (not only necessary).
+    exact_true: bool,
+    /// `if_false` is exactly when it fails.
+    exact_false: bool,
+}
+
+impl Term {
+    fn known(b: bool) -> Term {
+        Term {
+            known: Some(b),
+            exact_true: true,
+            exact_false: true,
+            ..Term::default()
+        }
+    }
+
+    fn file(t: PathTest) -> Term {
+        Term {
+            known: None,
+            if_false: vec![t.negated()],
+            if_true: vec![t],
+            exact_true: true,
+            exact_false: true,
+        }
+    }
+
+    fn not(self) -> Term {
+        Term {
+            known: self.known.map(|b| !b),
+            if_true: self.if_false,
+            if_false: self.if_true,
+            exact_true: self.exact_false,
+            exact_false: self.exact_true,
+        }
+    }
+
+    /// `self && other` (shell chains are read left to right).
+    fn and(self, other: Term) -> Term {
+        match (self.known, other.known) {
+            (Some(false), _) | (_, Some(false)) => return Term::known(false),
+            (Some(true), _) => return other,
+            (_, Some(true)) => return self,
+            _ => {}
+        }
+        let mut if_true = self.if_true;
+        if_true.extend(other.if_true);
+        Term {
+            known: None,
+            if_true,
+            // Either failing is a disjunction: not kept as tests.
+            if_false: Vec::new(),
+            exact_true: self.exact_true && other.exact_true,
+            exact_false: false,
+        }
+    }
+
+    /// `self || other`.
+    fn or(self, other: Term) -> Term {
+        self.not().and(other.not()).not()
+    }
+}
+
+/// One `if` statement around the current command.
+#[derive(Clone, Debug)]
+struct Branch {
+    /// Its condition.
+    cond: Term,
+    /// In the `else` part.
+    in_else: bool,
+    /// Opened by `elif`: closed with the `if` it belongs to.
+    elif: bool,
+}
+
+impl Branch {
+    /// Whether commands in the current part may run.
+    fn taken(&self) -> bool {
+        self.cond.known != Some(self.in_else)
+    }
+
+    /// Whether the tests of the current part are all its condition asks.
+    fn exact(&self) -> bool {
+        if self.in_else {
+            self.cond.exact_false
+        } else {
+            self.cond.exact_true
+        }
+    }
+
+    /// The file tests that hold in the current part.
+    fn tests(&self) -> &[PathTest] {
+        if self.in_else {
+            &self.cond.if_false
+        } else {
+            &self.cond.if_true
+        }
+    }
+}
+
+/// How a command is joined to the one before it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Chain {
+    First,
+    And,
+    Or,
+}
+
+/// The chain marker a command starts with, and the command without it.
+fn split_chain(cmd: &[Word]) -> (Chain, &[Word]) {
+    match cmd.first() {
+        Some(w) if is_marker(w, AND_MARK) => (Chain::And, &cmd[1..]),
+        Some(w) if is_marker(w, OR_MARK) => (Chain::Or, &cmd[1..]),
+        _ => (Chain::First, cmd),
+    }
 }
 
 /// How many commands one script may make us analyse (loops unrolled).
@@ -600,7 +832,7 @@ fn raw_text(words: &[Word]) -> String {
         .join(" ")
 }
 
-impl Context<'_> {
+impl<'p> Context<'p> {
     fn unresolved(&mut self, words: &[Word], why: &str) {
         let entry = format!("{}: {}: {why}", self.package, raw_text(words));
         if !self.out.unresolved.contains(&entry) {
@@ -698,6 +930,8 @@ impl Context<'_> {
         let prog = argv.first()?.rsplit('/').next()?;
         match (prog, &argv[1..]) {
             ("dpkg-divert", ["--truename", p]) => Some(p.to_string()),
+            // The image is for Linux, whatever builds it.
+            ("uname", ["-s"]) => Some("Linux".to_string()),
             ("dirname", [p]) => {
                 let t = p.trim_end_matches('/');
                 Some(match t.rfind('/') {
@@ -753,34 +987,269 @@ impl Context<'_> {
         Some((name.to_string(), value))
     }
 
+    fn new(package: &'p str, vars: BTreeMap<String, String>) -> Context<'p> {
+        Context {
+            package,
+            vars,
+            out: ScriptActions::default(),
+            budget: COMMAND_BUDGET,
+            functions: BTreeMap::new(),
+            called: BTreeSet::new(),
+            branches: Vec::new(),
+            elif: false,
+            chain: Term::default(),
+            guards: Vec::new(),
+            undecided: 0,
+            points: 0,
+            depth: 0,
+        }
+    }
+
+    /// Reads the functions no command called, their parameters unknown,
+    /// so what they would call is reported; their effects are not kept,
+    /// since the script never runs them.
+    fn read_uncalled(&mut self) {
+        let kept = self.out.clone();
+        let uncalled: Vec<Vec<Vec<Word>>> = self
+            .functions
+            .iter()
+            .filter(|(n, _)| !self.called.contains(*n))
+            .map(|(_, b)| b.clone())
+            .collect();
+        for n in 1..=9 {
+            self.vars.remove(&n.to_string());
+        }
+        for body in uncalled {
+            self.branches.clear();
+            self.run(&body);
+        }
+        let unresolved = std::mem::take(&mut self.out.unresolved);
+        self.out = kept;
+        self.out.unresolved = unresolved;
+    }
+
+    /// Takes one command from the budget; false (and a note) once spent.
+    fn spend(&mut self) -> bool {
+        if self.budget == 0 {
+            let entry = format!(
+                "{}: script too complex: analysis stopped after {COMMAND_BUDGET} commands",
+                self.package
+            );
+            if !self.out.unresolved.contains(&entry) {
+                self.out.unresolved.push(entry);
+            }
+            return false;
+        }
+        self.budget -= 1;
+        true
+    }
+
     fn run(&mut self, commands: &[Vec<Word>]) {
         let mut i = 0;
         while i < commands.len() {
-            if self.budget == 0 {
-                let entry = format!(
-                    "{}: script too complex: analysis stopped after {COMMAND_BUDGET} commands",
-                    self.package
-                );
-                if !self.out.unresolved.contains(&entry) {
-                    self.out.unresolved.push(entry);
-                }
+            if !self.spend() {
                 return;
             }
-            self.budget -= 1;
-            let cmd = &commands[i];
+            if let Some(end) = self.define_function(commands, i) {
+                i = end + 1;
+                continue;
+            }
+            let (chain, cmd) = split_chain(&commands[i]);
             let start = cmd
                 .iter()
                 .position(|w| plain(w).is_none_or(|p| !PREFIX_WORDS.contains(&p)))
                 .unwrap_or(cmd.len());
+            let negated = self.keywords(&cmd[..start]);
             let words = &cmd[start..];
-            if words.first().and_then(plain) == Some("for") {
-                let end = find_done(commands, i + 1);
-                self.for_loop(words, &commands[i + 1..end]);
-                i = end + 1;
-                continue;
+            match words.first().and_then(plain) {
+                Some("for") => {
+                    let end = find_done(commands, i + 1);
+                    self.for_loop(words, &commands[i + 1..end]);
+                    i = end + 1;
+                    continue;
+                }
+                Some("fi") => self.close_if(),
+                _ => self.chained(chain, negated, words),
             }
-            self.command(words);
             i += 1;
+        }
+    }
+
+    /// Follows the keywords before a command (`then`, `else`, `elif`);
+    /// returns whether the command is negated with `!`.
+    fn keywords(&mut self, prefix: &[Word]) -> bool {
+        let mut negated = false;
+        for w in prefix {
+            match plain(w) {
+                Some("then") => {
+                    let chain = std::mem::take(&mut self.chain);
+                    let cond = self.numbered(chain);
+                    self.branches.push(Branch {
+                        cond,
+                        in_else: false,
+                        elif: std::mem::take(&mut self.elif),
+                    });
+                }
+                Some("elif") => {
+                    if let Some(b) = self.branches.last_mut() {
+                        b.in_else = true;
+                        self.elif = true;
+                    }
+                }
+                Some("else") => {
+                    if let Some(b) = self.branches.last_mut() {
+                        b.in_else = true;
+                    }
+                }
+                Some("!") => negated = !negated,
+                _ => {}
+            }
+        }
+        negated
+    }
+
+    /// `fi`: closes the `if` and the parts its `elif`s opened.
+    fn close_if(&mut self) {
+        while let Some(b) = self.branches.pop() {
+            if !b.elif {
+                break;
+            }
+        }
+    }
+
+    /// Runs a command joined by `chain` to the ones before it: after
+    /// `&&` only when they succeeded, after `||` only when they failed,
+    /// under the file tests that takes.
+    fn chained(&mut self, chain: Chain, negated: bool, words: &[Word]) {
+        let before = std::mem::take(&mut self.chain);
+        let gate = match chain {
+            Chain::First => Term::known(true),
+            Chain::And => self.numbered(before.clone()),
+            Chain::Or => self.numbered(before.clone().not()),
+        };
+        let (words, written) = split_redirects(words);
+        if gate.known != Some(false) && self.branches.iter().all(Branch::taken) {
+            let (n, undecided) = (self.guards.len(), self.undecided);
+            self.undecided += usize::from(!gate.exact_true);
+            self.guards.extend(gate.if_true);
+            self.command(&words, &written);
+            self.guards.truncate(n);
+            self.undecided = undecided;
+        }
+        let mut term = self.test_term(&words);
+        if negated {
+            term = term.not();
+        }
+        self.chain = match chain {
+            Chain::First => term,
+            Chain::And => before.and(term),
+            Chain::Or => before.or(term),
+        };
+    }
+
+    /// What the static reading knows of a command used as a condition:
+    /// `test` / `[` on known words, and commands whose outcome is fixed.
+    fn test_term(&self, words: &[Word]) -> Term {
+        let fields = self.expand_all(words);
+        let argv: Vec<Option<&str>> = fields.iter().map(Option::as_deref).collect();
+        match argv.as_slice() {
+            [Some("["), args @ .., Some("]")] | [Some("test"), args @ ..] => test_args(args),
+            // Every setcap is applied, so a script's check succeeds.
+            [Some("setcap"), ..] | [Some("command"), Some("-v"), Some("setcap")] => {
+                Term::known(true)
+            }
+            // No override exists on a fresh system but those the script
+            // added itself.
+            [Some("dpkg-statoverride"), Some("--list"), Some(path)] => {
+                Term::known(self.out.stat_overrides.iter().any(|o| o.path == *path))
+            }
+            [Some(":" | "true")] => Term::known(true),
+            [Some("false")] => Term::known(false),
+            _ => Term::default(),
+        }
+    }
+
+    /// The condition with its file tests given the next point number.
+    fn numbered(&mut self, mut t: Term) -> Term {
+        self.points += 1;
+        for p in t.if_true.iter_mut().chain(t.if_false.iter_mut()) {
+            p.point = self.points;
+        }
+        t
+    }
+
+    /// The file tests a file operation runs under, outermost first.
+    fn current_tests(&self) -> Vec<PathTest> {
+        let mut tests: Vec<PathTest> = Vec::new();
+        for b in &self.branches {
+            tests.extend(b.tests().iter().cloned());
+        }
+        tests.extend(self.guards.iter().cloned());
+        tests
+    }
+
+    /// Records a file operation under the current tests.
+    fn push_op(&mut self, op: FileOp) {
+        let when = self.current_tests();
+        let decided = self.undecided == 0 && self.branches.iter().all(Branch::exact);
+        self.out.file_ops.push(ScriptOp { when, decided, op });
+    }
+
+    /// `NAME() {` at `commands[i]`: records the body up to the matching
+    /// `}` and returns that command's index.
+    fn define_function(&mut self, commands: &[Vec<Word>], i: usize) -> Option<usize> {
+        let cmd = &commands[i];
+        let name = plain(cmd.first()?)?;
+        if !is_marker(cmd.get(1)?, FUNCTION_MARK) {
+            return None;
+        }
+        let mut body: Vec<Vec<Word>> = Vec::new();
+        let mut j = i;
+        let opening = if cmd.get(2).and_then(plain) == Some("{") {
+            &cmd[3..]
+        } else {
+            // `NAME()` then `{` on the next line.
+            j += 1;
+            let next = commands.get(j)?;
+            if next.first().and_then(plain) != Some("{") {
+                return None;
+            }
+            &next[1..]
+        };
+        if !opening.is_empty() {
+            body.push(opening.to_vec());
+        }
+        let end = function_end(commands, j + 1);
+        body.extend(commands[j + 1..end].iter().cloned());
+        self.functions.insert(name.to_string(), body);
+        Some(end)
+    }
+
+    /// Runs a function's body with its positional parameters set.
+    fn call(&mut self, name: &str, args: &[Option<String>]) {
+        let Some(body) = self.functions.get(name).cloned() else {
+            return;
+        };
+        self.called.insert(name.to_string());
+        if self.depth >= MAX_CALL_DEPTH {
+            return;
+        }
+        let saved: Vec<(String, Option<String>)> = (1..=9)
+            .map(|n| (n.to_string(), self.vars.get(&n.to_string()).cloned()))
+            .collect();
+        for n in 1..=9 {
+            // A parameter past the last argument is empty, not unknown.
+            let v = args.get(n - 1).cloned().unwrap_or(Some(String::new()));
+            self.assign(n.to_string(), v);
+        }
+        let (branches, chain) = (self.branches.len(), self.chain.clone());
+        self.depth += 1;
+        self.run(&body);
+        self.depth -= 1;
+        self.branches.truncate(branches);
+        self.chain = chain;
+        for (k, v) in saved {
+            self.assign(k, v);
         }
     }
 
@@ -818,15 +1287,16 @@ impl Context<'_> {
         }
     }
 
-    fn command(&mut self, words: &[Word]) {
-        let Some(first) = words.first() else { return };
+    /// Runs one simple command: assignments, a function call, or one of
+    /// the programs whose effect is read; `written` are the files it
+    /// truncates with `>`.
+    fn command(&mut self, words: &[Word], written: &[Word]) {
+        let Some(first) = words.first() else {
+            // `> FILE` alone makes an empty file too.
+            return self.truncate(written);
+        };
         if matches!(plain(first), Some("local" | "export" | "readonly")) {
-            for w in &words[1..] {
-                if let Some((name, value)) = self.assignment(w) {
-                    self.assign(name, value);
-                }
-            }
-            return;
+            return self.assign_all(&words[1..]);
         }
         // Leading assignments: alone they set shell variables; before a
         // command they only set its environment.
@@ -835,21 +1305,45 @@ impl Context<'_> {
             .take_while(|w| self.assignment(w).is_some())
             .count();
         if n_assign == words.len() {
-            for w in words {
-                if let Some((name, value)) = self.assignment(w) {
-                    self.assign(name, value);
-                }
-            }
-            return;
+            return self.assign_all(words);
         }
         let words = &words[n_assign..];
         let fields = self.expand_all(words);
         let Some(Some(prog)) = fields.first() else {
             return;
         };
-        let base = prog.rsplit('/').next().unwrap_or(prog).to_string();
-        let args = &fields[1..];
-        match base.as_str() {
+        let prog = prog.clone();
+        if self.functions.contains_key(prog.as_str()) {
+            return self.call(&prog, &fields[1..]);
+        }
+        let base = prog.rsplit('/').next().unwrap_or(&prog);
+        if matches!(base, ":" | "true") {
+            return self.truncate(written);
+        }
+        self.program(base, words, &fields[1..]);
+    }
+
+    /// The programs whose effects are read.
+    fn program(&mut self, base: &str, words: &[Word], args: &[Option<String>]) {
+        match base {
+            "chmod" => self.chmod(words, args),
+            "chown" => self.chown(words, args, false),
+            "chgrp" => self.chown(words, args, true),
+            "mkdir" => self.mkdir(words, args),
+            "ln" => self.ln(words, args),
+            "rmdir" => self.rmdir(words, args),
+            "cp" => self.cp(words, args),
+            // `mv` is read (see `mv`) but not applied yet: `case` arms are
+            // not evaluated, and adduser's upgrade-only arm moves
+            // /etc/adduser.conf away.
+            "touch" => self.touch(words, args),
+            "umask" => match args {
+                [Some(m)] => match u32::from_str_radix(m, 8) {
+                    Ok(m) if m <= 0o777 => self.push_op(FileOp::Umask(m)),
+                    _ => self.unresolved(words, "umask is not octal"),
+                },
+                _ => self.unresolved(words, "expected one known umask"),
+            },
             "update-alternatives" => self.update_alternatives(words, args),
             "adduser" => self.adduser(words, args, false),
             "addgroup" => self.adduser(words, args, true),
@@ -858,6 +1352,14 @@ impl Context<'_> {
             "setcap" => self.setcap(words, args),
             "dpkg-statoverride" => self.statoverride(words, args),
             _ => {}
+        }
+    }
+
+    fn assign_all(&mut self, words: &[Word]) {
+        for w in words {
+            if let Some((name, value)) = self.assignment(w) {
+                self.assign(name, value);
+            }
         }
     }
 
@@ -1168,11 +1670,15 @@ impl Context<'_> {
                 continue;
             };
             match parse_capabilities(text) {
-                Ok(caps) => self.out.capabilities.push(FileCap {
-                    path: path.clone(),
-                    text: text.clone(),
-                    caps,
-                }),
+                Ok(caps) => {
+                    let cap = FileCap {
+                        path: path.clone(),
+                        text: text.clone(),
+                        caps,
+                    };
+                    self.out.capabilities.push(cap.clone());
+                    self.push_op(FileOp::SetCap(cap));
+                }
                 Err(e) => self.unresolved(words, &e.to_string()),
             }
         }
@@ -1188,12 +1694,16 @@ impl Context<'_> {
             .collect();
         match rest.as_slice() {
             [Some(u), Some(g), Some(m), Some(p)] => match u32::from_str_radix(m, 8) {
-                Ok(mode) => self.out.stat_overrides.push(StatOverride {
-                    user: u.clone(),
-                    group: g.clone(),
-                    mode,
-                    path: p.clone(),
-                }),
+                Ok(mode) => {
+                    let so = StatOverride {
+                        user: u.clone(),
+                        group: g.clone(),
+                        mode,
+                        path: p.clone(),
+                    };
+                    self.out.stat_overrides.push(so.clone());
+                    self.push_op(FileOp::StatOverride(so));
+                }
                 Err(_) => self.unresolved(words, "mode is not octal"),
             },
             _ => self.unresolved(words, "--add needs USER GROUP MODE PATH, all known"),
@@ -1224,4 +1734,294 @@ fn find_done(commands: &[Vec<Word>], from: usize) -> usize {
         }
     }
     commands.len()
+}
+
+/// The words of a command without its `> FILE` redirections, and those
+/// files.
+fn split_redirects(words: &[Word]) -> (Vec<Word>, Vec<Word>) {
+    let mut kept = Vec::new();
+    let mut written = Vec::new();
+    let mut iter = words.iter();
+    while let Some(w) = iter.next() {
+        if is_marker(w, TRUNCATE_MARK) {
+            written.extend(iter.next().cloned());
+        } else {
+            kept.push(w.clone());
+        }
+    }
+    (kept, written)
+}
+
+/// Index of the `}` closing a function body that starts at `from` (or the
+/// end of the list when unbalanced).
+fn function_end(commands: &[Vec<Word>], from: usize) -> usize {
+    let mut depth = 1;
+    for (j, cmd) in commands.iter().enumerate().skip(from) {
+        let first = cmd.first().and_then(plain);
+        if cmd.get(2).and_then(plain) == Some("{") || first == Some("{") {
+            depth += 1;
+        }
+        if first == Some("}") {
+            depth -= 1;
+            if depth == 0 {
+                return j;
+            }
+        }
+    }
+    commands.len()
+}
+
+/// The arguments of `test` / `[`: unary file tests, string comparisons
+/// and `-z` / `-n` on known words, `!` before any of them.
+fn test_args(args: &[Option<&str>]) -> Term {
+    match args {
+        [Some("!"), rest @ ..] => test_args(rest).not(),
+        [Some(flag), Some(path)] if path.starts_with('/') => match FileTest::of_flag(flag) {
+            Some(test) => Term::file(PathTest {
+                path: path.to_string(),
+                test,
+                holds: true,
+                point: 0,
+            }),
+            None => string_test(args),
+        },
+        _ => string_test(args),
+    }
+}
+
+fn string_test(args: &[Option<&str>]) -> Term {
+    match args {
+        [Some(a), Some("=" | "=="), Some(b)] => Term::known(a == b),
+        [Some(a), Some("!="), Some(b)] => Term::known(a != b),
+        [Some("-z"), Some(a)] => Term::known(a.is_empty()),
+        [Some("-n"), Some(a)] => Term::known(!a.is_empty()),
+        [Some(a)] => Term::known(!a.is_empty()),
+        _ => Term::default(),
+    }
+}
+
+/// A command's options (words starting with `-` before `--`) and its
+/// operands, in order; an unknown word counts as an operand.
+fn options_and_operands(args: &[Option<String>]) -> (Vec<String>, Vec<Option<String>>) {
+    let mut options = Vec::new();
+    let mut operands = Vec::new();
+    let mut ended = false;
+    for a in args {
+        match a.as_deref() {
+            Some("--") if !ended => ended = true,
+            Some(o) if !ended && o.len() > 1 && o.starts_with('-') => options.push(o.to_string()),
+            _ => operands.push(a.clone()),
+        }
+    }
+    (options, operands)
+}
+
+/// Whether short option letter `c` is among `options` (bundled or not),
+/// or long option `long` is.
+fn has_flag(options: &[String], c: char, long: &str) -> bool {
+    options.iter().any(|o| match o.strip_prefix("--") {
+        Some(l) => l == long,
+        None => o[1..].contains(c),
+    })
+}
+
+/// The file-system commands: each becomes a [`FileOp`] when its operands
+/// are known absolute paths, else an unresolved entry.
+impl Context<'_> {
+    /// The operands as absolute paths, or `None` after reporting why not.
+    fn paths(&mut self, words: &[Word], operands: &[Option<String>]) -> Option<Vec<String>> {
+        let mut out = Vec::new();
+        for o in operands {
+            match o {
+                Some(p) if p.starts_with('/') => out.push(p.clone()),
+                Some(_) => {
+                    self.unresolved(words, "relative path");
+                    return None;
+                }
+                None => {
+                    self.unresolved(words, "path not known");
+                    return None;
+                }
+            }
+        }
+        Some(out)
+    }
+
+    fn chmod(&mut self, words: &[Word], args: &[Option<String>]) {
+        // A mode such as `-x` looks like an option: the first word that
+        // is a mode is the mode.
+        let at = args.iter().position(|a| {
+            a.as_deref()
+                .is_none_or(|a| apply_mode(a, 0, false).is_some())
+        });
+        let Some(at) = at else {
+            return self.unresolved(words, "no mode");
+        };
+        let (options, _) = options_and_operands(&args[..at]);
+        if has_flag(&options, 'R', "recursive") {
+            return self.unresolved(words, "recursive chmod");
+        }
+        let Some(mode) = args[at].clone() else {
+            return self.unresolved(words, "mode not known");
+        };
+        let Some(paths) = self.paths(words, &args[at + 1..]) else {
+            return;
+        };
+        for path in paths {
+            let mode = mode.clone();
+            self.push_op(FileOp::Chmod { path, mode });
+        }
+    }
+
+    /// `chown USER[:GROUP] FILE...`, or with `group_only` `chgrp GROUP FILE...`.
+    fn chown(&mut self, words: &[Word], args: &[Option<String>], group_only: bool) {
+        let (options, operands) = options_and_operands(args);
+        if has_flag(&options, 'R', "recursive") {
+            return self.unresolved(words, "recursive chown");
+        }
+        let Some((Some(owner), files)) = operands.split_first() else {
+            return self.unresolved(words, "owner not known");
+        };
+        let (user, group) = if group_only {
+            (None, Some(owner.clone()))
+        } else {
+            match owner.split_once([':', '.']) {
+                Some((u, g)) => (
+                    Some(u.to_string()).filter(|u| !u.is_empty()),
+                    Some(g.to_string()).filter(|g| !g.is_empty()),
+                ),
+                None => (Some(owner.clone()), None),
+            }
+        };
+        let Some(paths) = self.paths(words, files) else {
+            return;
+        };
+        for path in paths {
+            let (user, group) = (user.clone(), group.clone());
+            self.push_op(FileOp::Chown { path, user, group });
+        }
+    }
+
+    fn mkdir(&mut self, words: &[Word], args: &[Option<String>]) {
+        let mut mode = None;
+        let mut rest = Vec::new();
+        let mut i = 0;
+        while i < args.len() {
+            match args[i].as_deref() {
+                Some("-m" | "--mode") => {
+                    i += 1;
+                    mode = Some(args.get(i).cloned().flatten());
+                }
+                Some(a) if a.starts_with("--mode=") => mode = Some(Some(a[7..].to_string())),
+                Some(a) if a.starts_with("-m") => mode = Some(Some(a[2..].to_string())),
+                _ => rest.push(args[i].clone()),
+            }
+            i += 1;
+        }
+        if mode == Some(None) {
+            return self.unresolved(words, "mode not known");
+        }
+        let (options, operands) = options_and_operands(&rest);
+        let parents = has_flag(&options, 'p', "parents");
+        let Some(paths) = self.paths(words, &operands) else {
+            return;
+        };
+        for path in paths {
+            let mode = mode.clone().flatten();
+            self.push_op(FileOp::Mkdir {
+                path,
+                parents,
+                mode,
+            });
+        }
+    }
+
+    /// `ln -s[f] TARGET LINK` (hard links are not read).
+    fn ln(&mut self, words: &[Word], args: &[Option<String>]) {
+        let (options, operands) = options_and_operands(args);
+        if !has_flag(&options, 's', "symbolic") {
+            return self.unresolved(words, "hard link");
+        }
+        let force = has_flag(&options, 'f', "force");
+        let [Some(target), link] = operands.as_slice() else {
+            return self.unresolved(words, "expected TARGET LINK, both known");
+        };
+        let Some(mut links) = self.paths(words, std::slice::from_ref(link)) else {
+            return;
+        };
+        let (target, link) = (target.clone(), links.remove(0));
+        self.push_op(FileOp::Symlink {
+            target,
+            link,
+            force,
+        });
+    }
+
+    fn rmdir(&mut self, words: &[Word], args: &[Option<String>]) {
+        let (options, operands) = options_and_operands(args);
+        if has_flag(&options, 'p', "parents") {
+            return self.unresolved(words, "rmdir -p");
+        }
+        let Some(paths) = self.paths(words, &operands) else {
+            return;
+        };
+        for path in paths {
+            self.push_op(FileOp::Rmdir { path });
+        }
+    }
+
+    /// `cp [-p] SRC DST` of one file.
+    fn cp(&mut self, words: &[Word], args: &[Option<String>]) {
+        let (options, operands) = options_and_operands(args);
+        let preserve = has_flag(&options, 'p', "preserve") || has_flag(&options, 'a', "archive");
+        if operands.len() != 2 {
+            return self.unresolved(words, "expected SRC DST");
+        }
+        let Some(paths) = self.paths(words, &operands) else {
+            return;
+        };
+        let [src, dst] = [paths[0].clone(), paths[1].clone()];
+        self.push_op(FileOp::Copy { src, dst, preserve });
+    }
+
+    /// `mv [-f] SRC DST` of one path.
+    #[allow(dead_code)]
+    fn mv(&mut self, words: &[Word], args: &[Option<String>]) {
+        let (_, operands) = options_and_operands(args);
+        if operands.len() != 2 {
+            return self.unresolved(words, "expected SRC DST");
+        }
+        let Some(paths) = self.paths(words, &operands) else {
+            return;
+        };
+        let [src, dst] = [paths[0].clone(), paths[1].clone()];
+        self.push_op(FileOp::Rename { src, dst });
+    }
+
+    /// `touch FILE...` (times aside: the image clamps them).
+    fn touch(&mut self, words: &[Word], args: &[Option<String>]) {
+        let (options, operands) = options_and_operands(args);
+        if !options.is_empty() {
+            return self.unresolved(words, "touch with options");
+        }
+        let Some(paths) = self.paths(words, &operands) else {
+            return;
+        };
+        for path in paths {
+            self.push_op(FileOp::Touch { path });
+        }
+    }
+
+    /// `: > FILE` (or `true > FILE`, `> FILE`).
+    fn truncate(&mut self, written: &[Word]) {
+        for w in written {
+            let fields = self.expand(w, false);
+            let Some(paths) = self.paths(std::slice::from_ref(w), &fields) else {
+                continue;
+            };
+            for path in paths {
+                self.push_op(FileOp::Truncate { path });
+            }
+        }
+    }
 }

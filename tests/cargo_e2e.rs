@@ -9,9 +9,11 @@
 mod common;
 use common::*;
 use image_layout::Platform;
-use netshoot_build::source::cargo::compile::{build_crate, lock_crate, BuiltBinary, CrateLock, CrateSpec};
 use netshoot_build::elf::check_static;
 use netshoot_build::error::{exit_code, one_line};
+use netshoot_build::source::cargo::compile::{
+    build_crate, lock_crate, BuiltBinary, CrateLock, CrateSpec,
+};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::{Mutex, OnceLock};

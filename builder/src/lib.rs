@@ -7,6 +7,7 @@ pub mod bundle;
 pub mod cache;
 pub mod elf;
 pub mod error;
+pub mod guard;
 pub mod image;
 pub mod inspect;
 pub mod layercache;

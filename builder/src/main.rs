@@ -522,8 +522,12 @@ fn sbom_cmd(a: SbomArgs) -> Result<()> {
         SbomFormatArg::Spdx => netshoot_build::image::referrers::SbomFormat::Spdx,
         SbomFormatArg::Cyclonedx => netshoot_build::image::referrers::SbomFormat::CycloneDx,
     };
-    let doc =
-        netshoot_build::image::referrers::read_sbom(&a.layout, a.tag.as_deref(), platform.as_ref(), format)?;
+    let doc = netshoot_build::image::referrers::read_sbom(
+        &a.layout,
+        a.tag.as_deref(),
+        platform.as_ref(),
+        format,
+    )?;
     use std::io::Write;
     std::io::stdout().write_all(&doc)?;
     Ok(())

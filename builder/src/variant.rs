@@ -1,9 +1,11 @@
 //! Image variants applied to the assembled root filesystem: another user
 //! (with its account and home) and file capabilities, so a non-root
 //! container can still capture when the runtime grants the capability.
+//! Programs that need a capability's effective bit are guarded: see
+//! `guard.rs` for the launcher that takes their place.
 
 use crate::error::{bad_input, Result};
-use crate::spec::{DirSpec, VariantSpec};
+use crate::spec::{DirSpec, VariantSpec, GUARDED_DIR};
 use image_layout::{Body, Entry, Meta, Node, Tree};
 use std::sync::Arc;
 
@@ -32,9 +34,9 @@ fn write(tree: &mut Tree, path: &str, text: String, mode: u32) -> Result<()> {
     .map_err(|e| bad_input(e.to_string()))
 }
 
-/// Applies `v` (named `name`) to `tree`: account, home, capabilities. A
-/// capability's file may also be in one of `extra` (compiled or
-/// downloaded tools laid over the tree).
+/// Applies `v` (named `name`) to `tree`: account, home, capabilities and
+/// guarded programs. A capability's file may also be in one of `extra`
+/// (compiled or downloaded tools laid over the tree).
 pub fn apply(
     tree: &mut Tree,
     name: &str,
@@ -42,6 +44,27 @@ pub fn apply(
     epoch: u64,
     extra: &mut [&mut Tree],
 ) -> Result<()> {
+    add_account(tree, v, epoch)?;
+    add_home(tree, name, v, epoch)?;
+    for (path, text) in &v.capabilities {
+        let (t, at) = locate(tree, extra, name, path)?;
+        set_capabilities(t, &at, name, path, text)?;
+    }
+    for (path, text) in &v.guarded {
+        if crate::rootfs::resolve_full(tree, "bin/sh").is_none() {
+            return Err(bad_input(format!(
+                "variant {name}: guarded {path} needs /bin/sh in the image for its launcher"
+            )));
+        }
+        let (t, at) = locate(tree, extra, name, path)?;
+        guard(t, &at, name, path, text, epoch)?;
+    }
+    Ok(())
+}
+
+/// The user's passwd and shadow lines, and its group's, unless the ids
+/// are taken already.
+fn add_account(tree: &mut Tree, v: &VariantSpec, epoch: u64) -> Result<()> {
     let (uid, gid) = v.user;
     let mut passwd = read(tree, "etc/passwd");
     if !passwd
@@ -72,6 +95,11 @@ pub fn apply(
         gshadow.push_str(&format!("{}:*::\n", v.username));
         write(tree, "etc/gshadow", gshadow, 0o640)?;
     }
+    Ok(())
+}
+
+fn add_home(tree: &mut Tree, name: &str, v: &VariantSpec, epoch: u64) -> Result<()> {
+    let (uid, gid) = v.user;
     let mut home = Meta::root(0o755);
     home.uid = uid;
     home.gid = gid;
@@ -85,30 +113,90 @@ pub fn apply(
             meta: home,
         },
     )
-    .map_err(|e| bad_input(format!("variant {name}: home: {e}")))?;
-    for (path, text) in &v.capabilities {
-        let caps = debian::caps::parse_capabilities(text)
-            .map_err(|e| bad_input(format!("variant {name}: {path}: {e}")))?;
-        let xattr = debian::caps::security_capability_xattr(&caps);
-        let mut set = false;
-        for t in std::iter::once(&mut *tree).chain(extra.iter_mut().map(|t| &mut **t)) {
-            if let Some(p) = crate::rootfs::resolve_full(t, path) {
-                if let Some(e) = t.get_mut(&p) {
-                    e.meta
-                        .xattrs
-                        .insert("security.capability".into(), xattr.clone());
-                    set = true;
-                    break;
-                }
+    .map_err(|e| bad_input(format!("variant {name}: home: {e}")))
+}
+
+/// The tree holding the file `path` names (links followed), and its path
+/// there: the base tree first, then `extra` in order.
+fn locate<'t>(
+    tree: &'t mut Tree,
+    extra: &'t mut [&mut Tree],
+    name: &str,
+    path: &str,
+) -> Result<(&'t mut Tree, String)> {
+    for t in std::iter::once(tree).chain(extra.iter_mut().map(|t| &mut **t)) {
+        if let Some(p) = crate::rootfs::resolve_full(t, path) {
+            if matches!(t.get(&p).map(|e| &e.node), Some(Node::File { .. })) {
+                return Ok((t, p));
             }
         }
-        if !set {
-            return Err(bad_input(format!(
-                "variant {name}: capabilities for {path}, which is not in the image"
-            )));
-        }
+    }
+    Err(bad_input(format!(
+        "variant {name}: capabilities for {path}, which is not a file in the image"
+    )))
+}
+
+fn set_capabilities(tree: &mut Tree, at: &str, name: &str, path: &str, text: &str) -> Result<()> {
+    let caps = debian::caps::parse_capabilities(text)
+        .map_err(|e| bad_input(format!("variant {name}: {path}: {e}")))?;
+    let xattr = debian::caps::security_capability_xattr(&caps);
+    if let Some(e) = tree.get_mut(at) {
+        e.meta.xattrs.insert("security.capability".into(), xattr);
     }
     Ok(())
+}
+
+/// Moves the program at `at` (named `path` in the spec) to
+/// [`GUARDED_DIR`] with the capabilities `text`, and puts a launcher in its
+/// place; hard links to it follow it.
+fn guard(tree: &mut Tree, at: &str, name: &str, path: &str, text: &str, epoch: u64) -> Result<()> {
+    let who = format!("variant {name}: guarded {path}");
+    let caps =
+        debian::caps::parse_capabilities(text).map_err(|e| bad_input(format!("{who}: {e}")))?;
+    let body = crate::rootfs::read_body(tree, at)
+        .ok_or_else(|| bad_input(format!("{who}: cannot read it")))?;
+    let loader = crate::elf::interpreter(&body).map_err(|e| bad_input(format!("{who}: {e}")))?;
+    let file = at.rsplit('/').next().unwrap_or(at);
+    let real = format!("{GUARDED_DIR}/{file}");
+    let mut entry = tree.get(at).cloned().expect("located above");
+    entry.meta.xattrs.insert(
+        "security.capability".into(),
+        debian::caps::security_capability_xattr(&caps),
+    );
+    let real_rel =
+        image_layout::tree::normalize_path(&real).map_err(|e| bad_input(format!("{who}: {e}")))?;
+    tree.insert(&real, entry)
+        .map_err(|e| bad_input(format!("{who}: {e}")))?;
+    relink(tree, at, &real_rel);
+    let script = crate::guard::launcher(file, &real, &caps, loader.as_deref());
+    let mut meta = Meta::root(0o755);
+    meta.mtime = epoch;
+    let data: Arc<[u8]> = Arc::from(script.into_bytes());
+    tree.insert(
+        at,
+        Entry {
+            node: Node::File {
+                size: data.len() as u64,
+                body: Body::Bytes(data),
+            },
+            meta,
+        },
+    )
+    .map_err(|e| bad_input(format!("{who}: {e}")))
+}
+
+/// Points hard links to `from` at `to`.
+fn relink(tree: &mut Tree, from: &str, to: &str) {
+    let links: Vec<String> = tree
+        .iter()
+        .filter(|(_, e)| matches!(&e.node, Node::Hardlink(t) if t == from))
+        .map(|(p, _)| p.to_string())
+        .collect();
+    for p in links {
+        if let Some(e) = tree.get_mut(&p) {
+            e.node = Node::Hardlink(to.to_string());
+        }
+    }
 }
 
 /// Sets the mode and owner of the spec's `[[dir]]` folders, creating those

@@ -59,6 +59,30 @@ pub fn apply(
         let (t, at) = locate(tree, extra, name, path)?;
         guard(t, &at, name, path, text, epoch)?;
     }
+    for t in std::iter::once(&*tree).chain(extra.iter().map(|t| &**t)) {
+        refuse_effective_bits(t, name)?;
+    }
+    Ok(())
+}
+
+/// A file left with an effective capability bit (a package's postinst
+/// `setcap`, or a tool laid over the tree) would not start where the
+/// runtime withholds the capability: the variant must say how it gets it.
+fn refuse_effective_bits(tree: &Tree, name: &str) -> Result<()> {
+    let guarded = image_layout::tree::normalize_path(GUARDED_DIR).unwrap_or_default();
+    for (path, e) in tree.iter() {
+        let Some(x) = e.meta.xattrs.get("security.capability") else {
+            continue;
+        };
+        // The first field (magic and flags, little-endian) has the
+        // effective bit at 0x1 (VFS_CAP_FLAGS_EFFECTIVE).
+        let effective = x.first().is_some_and(|b| b & 1 != 0);
+        if effective && !path.starts_with(&format!("{guarded}/")) {
+            return Err(bad_input(format!(
+                "variant {name}: /{path} has a capability with the effective bit (from its package), so it would not start where the runtime does not grant it: list it under [variant.{name}.capabilities] without `e` if it raises the capability itself, or under [variant.{name}.guarded]"
+            )));
+        }
+    }
     Ok(())
 }
 

@@ -172,7 +172,7 @@ fn set_capabilities(tree: &mut Tree, at: &str, name: &str, path: &str, text: &st
 
 /// Moves the program at `at` (named `path` in the spec) to
 /// [`GUARDED_DIR`] with the capabilities `text`, and puts a launcher in its
-/// place; hard links to it follow it.
+/// place; hard links to it then name the launcher, so they start too.
 fn guard(tree: &mut Tree, at: &str, name: &str, path: &str, text: &str, epoch: u64) -> Result<()> {
     let who = format!("variant {name}: guarded {path}");
     let caps =
@@ -187,11 +187,8 @@ fn guard(tree: &mut Tree, at: &str, name: &str, path: &str, text: &str, epoch: u
         "security.capability".into(),
         debian::caps::security_capability_xattr(&caps),
     );
-    let real_rel =
-        image_layout::tree::normalize_path(&real).map_err(|e| bad_input(format!("{who}: {e}")))?;
     tree.insert(&real, entry)
         .map_err(|e| bad_input(format!("{who}: {e}")))?;
-    relink(tree, at, &real_rel);
     let script = crate::guard::launcher(file, &real, &caps, loader.as_deref());
     let mut meta = Meta::root(0o755);
     meta.mtime = epoch;
@@ -207,20 +204,6 @@ fn guard(tree: &mut Tree, at: &str, name: &str, path: &str, text: &str, epoch: u
         },
     )
     .map_err(|e| bad_input(format!("{who}: {e}")))
-}
-
-/// Points hard links to `from` at `to`.
-fn relink(tree: &mut Tree, from: &str, to: &str) {
-    let links: Vec<String> = tree
-        .iter()
-        .filter(|(_, e)| matches!(&e.node, Node::Hardlink(t) if t == from))
-        .map(|(p, _)| p.to_string())
-        .collect();
-    for p in links {
-        if let Some(e) = tree.get_mut(&p) {
-            e.node = Node::Hardlink(to.to_string());
-        }
-    }
 }
 
 /// Sets the mode and owner of the spec's `[[dir]]` folders, creating those
@@ -259,4 +242,89 @@ pub fn apply_dirs(tree: &mut Tree, dirs: &[DirSpec], epoch: u64) -> Result<()> {
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::BTreeMap;
+
+    fn file(data: Vec<u8>, caps: Option<&str>) -> Entry {
+        let mut meta = Meta::root(0o755);
+        if let Some(c) = caps {
+            let set = debian::caps::parse_capabilities(c).unwrap();
+            meta.xattrs.insert(
+                "security.capability".into(),
+                debian::caps::security_capability_xattr(&set),
+            );
+        }
+        Entry {
+            node: Node::File {
+                size: data.len() as u64,
+                body: Body::Bytes(Arc::from(data)),
+            },
+            meta,
+        }
+    }
+
+    /// A tree with a shell, a program a package gave `=ep` (the host's
+    /// `env`, a real dynamic ELF) and a hard link to it.
+    fn tree() -> Tree {
+        let mut t = Tree::new();
+        t.insert("bin/sh", file(b"#!".to_vec(), None)).unwrap();
+        let elf = std::fs::read("/usr/bin/env").unwrap();
+        t.insert("usr/bin/fping", file(elf, Some("cap_net_raw=ep")))
+            .unwrap();
+        t.insert(
+            "usr/bin/fping6",
+            Entry {
+                node: Node::Hardlink("usr/bin/fping".into()),
+                meta: Meta::root(0o755),
+            },
+        )
+        .unwrap();
+        t
+    }
+
+    fn variant(guarded: &[(&str, &str)]) -> VariantSpec {
+        VariantSpec {
+            tag_suffix: "-nonroot".into(),
+            user: (65532, 65532),
+            username: "nonroot".into(),
+            home: "/home/nonroot".into(),
+            capabilities: BTreeMap::new(),
+            guarded: guarded
+                .iter()
+                .map(|(p, c)| (p.to_string(), c.to_string()))
+                .collect(),
+        }
+    }
+
+    #[test]
+    fn an_unguarded_effective_bit_is_refused_by_name() {
+        let e = apply(&mut tree(), "nonroot", &variant(&[]), 0, &mut [])
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("/usr/bin/fping") && e.contains("guarded"), "{e}");
+    }
+
+    #[test]
+    fn a_guarded_program_moves_behind_its_launcher() {
+        let mut t = tree();
+        let v = variant(&[("/usr/bin/fping", "cap_net_raw=ep")]);
+        apply(&mut t, "nonroot", &v, 0, &mut []).unwrap();
+        let launcher =
+            String::from_utf8(crate::rootfs::read_body(&t, "usr/bin/fping").unwrap()).unwrap();
+        assert!(
+            launcher.contains("exec /usr/libexec/netshoot/guarded/fping \"$@\""),
+            "{launcher}"
+        );
+        assert!(t.get("usr/bin/fping").unwrap().meta.xattrs.is_empty());
+        let real = t.get("usr/libexec/netshoot/guarded/fping").unwrap();
+        assert_eq!(real.meta.xattrs["security.capability"][0] & 1, 1);
+        assert!(matches!(
+            &t.get("usr/bin/fping6").unwrap().node,
+            Node::Hardlink(to) if to == "usr/bin/fping"
+        ));
+    }
 }

@@ -501,7 +501,6 @@ fn nonroot() -> &'static Path {
 
 #[test]
 fn nonroot_variant_captures_with_net_raw() {
-    let img = image();
     let rootfs = nonroot();
     // Capability-aware programs without the effective bit; the others
     // guarded: the real file moved aside with `=ep`, a launcher in place.
@@ -521,19 +520,16 @@ fn nonroot_variant_captures_with_net_raw() {
 
     let net = Net::new("n");
     let nsp = format!("/var/run/netns/{}", net.target);
-    // Connection attempts to a closed port: SYNs and resets to capture.
-    let mut curl = argv(&["chroot"]);
-    curl.push(img.amd64.clone().into());
-    curl.extend(argv(&["curl", "-s", "-m", "1", "http://192.0.2.1:9/"]));
-    let traffic = net.requests_from_peer(curl, 20);
+    // Connection attempts to a closed port of the peer, from inside the
+    // container once it runs (runc may wait for another test's container):
+    // SYNs and resets to capture.
     let (okay, out) = runc_as(
         rootfs,
         Some(&nsp),
         &["NET_RAW"],
         Some((65532, 65532)),
-        "id -u; echo home=$HOME; grep -c '^nonroot:' /etc/passwd; timeout 20 tcpdump -n -c 3 -i eth0 -w /tmp/nr.pcap tcp 2>&1",
+        "id -u; echo home=$HOME; grep -c '^nonroot:' /etc/passwd; (for i in 1 2 3 4 5 6 7 8 9 10; do sleep 0.5; curl -s -m 1 http://192.0.2.2:9/; done) & timeout 20 tcpdump -n -c 3 -i eth0 -w /tmp/nr.pcap tcp 2>&1; wait",
     );
-    traffic.join().unwrap();
     assert!(okay, "{out}");
     assert!(out.starts_with("65532\n"), "{out}");
     assert!(out.contains("3 packets captured"), "{out}");
@@ -653,6 +649,11 @@ fn tool_cases() -> Vec<(&'static str, &'static str, [Expect; 6])> {
         (
             "dumpcap",
             "udp_to_peer & timeout 20 dumpcap -q -i eth0 -c 1 -f udp -w /tmp/d.pcapng",
+            raw,
+        ),
+        (
+            "tshark",
+            "udp_to_peer & timeout 20 tshark -n -i eth0 -c 1 -f udp",
             raw,
         ),
         (

@@ -514,66 +514,73 @@ fn every_elf_on_path_finds_its_libraries_on_both_arches() {
     assert_eq!(arch.trim(), "aarch64");
 }
 
+/// The non-root variant of the default spec (amd64), built once for this
+/// test binary and unpacked: its root filesystem.
+fn nonroot() -> &'static Path {
+    static ROOTFS: OnceLock<PathBuf> = OnceLock::new();
+    ROOTFS.get_or_init(|| {
+        let dir = suite_dir("image_e2e_nonroot");
+        let spec = relocked_default_spec(&dir);
+        let layout = dir.join("nonroot");
+        ok(bin()
+            .args([
+                "build",
+                "-q",
+                "--locked",
+                "--variant",
+                "nonroot",
+                "--platform",
+                "linux/amd64",
+                "--spec",
+            ])
+            .arg(&spec)
+            .arg("--out")
+            .arg(&layout));
+        let cfg = ok(Command::new("skopeo")
+            .args(["inspect", "--config"])
+            .arg(format!("oci:{}:{}-nonroot", layout.display(), tag())));
+        assert!(cfg.contains("\"User\": \"65532:65532\""), "{cfg}");
+        umoci_bundle(&layout, &format!("{}-nonroot", tag()), &dir).join("rootfs")
+    })
+}
+
 #[test]
 fn nonroot_variant_captures_with_net_raw() {
-    let img = image();
-    let t = tempfile::tempdir().unwrap();
-    let layout = t.path().join("nonroot");
-    ok(bin()
-        .args([
-            "build",
-            "-q",
-            "--locked",
-            "--variant",
-            "nonroot",
-            "--platform",
-            "linux/amd64",
-            "--spec",
-        ])
-        .arg(&img.spec)
-        .arg("--out")
-        .arg(&layout));
-    let cfg = ok(Command::new("skopeo")
-        .args(["inspect", "--config"])
-        .arg(format!("oci:{}:{}-nonroot", layout.display(), tag())));
-    assert!(cfg.contains("\"User\": \"65532:65532\""), "{cfg}");
-    let single = t.path().join("single");
-    ok(Command::new("skopeo")
-        .arg("copy")
-        .arg(format!("oci:{}:{}-nonroot", layout.display(), tag()))
-        .arg(format!("oci:{}:a", single.display())));
-    let bundle = t.path().join("bundle");
-    ok(Command::new("umoci")
-        .args(["unpack", "--image"])
-        .arg(format!("{}:a", single.display()))
-        .arg(&bundle));
-    let rootfs = bundle.join("rootfs");
-    for tool in ["usr/bin/tcpdump", "usr/local/bin/trip"] {
-        let getcap = ok(Command::new("getcap").arg(rootfs.join(tool)));
-        assert!(getcap.contains("cap_net_raw=ep"), "{tool}: {getcap}");
+    let rootfs = nonroot();
+    // Capability-aware programs without the effective bit; the others
+    // guarded: the real file moved aside with `=ep`, a launcher in place.
+    for (file, caps) in [
+        ("usr/bin/ping", "cap_net_raw=p"),
+        ("usr/local/bin/trip", "cap_net_raw=p"),
+        ("usr/libexec/netshoot/guarded/tcpdump", "cap_net_raw=ep"),
+        ("usr/libexec/netshoot/guarded/mtr-packet", "cap_net_raw=ep"),
+    ] {
+        let getcap = ok(Command::new("getcap").arg(rootfs.join(file)));
+        assert!(getcap.trim_end().ends_with(caps), "{file}: {getcap}");
     }
+    let launcher = std::fs::read_to_string(rootfs.join("usr/bin/tcpdump")).unwrap();
+    assert!(launcher.starts_with("#!/bin/sh\n"), "{launcher}");
+    let getcap = ok(Command::new("getcap").arg(rootfs.join("usr/bin/tcpdump")));
+    assert!(getcap.is_empty(), "the launcher has capabilities: {getcap}");
 
     let net = Net::new("n");
     let nsp = format!("/var/run/netns/{}", net.target);
-    // Connection attempts to a closed port: SYNs and resets to capture.
-    let mut curl = argv(&["chroot"]);
-    curl.push(img.amd64.clone().into());
-    curl.extend(argv(&["curl", "-s", "-m", "1", "http://192.0.2.1:9/"]));
-    let traffic = net.requests_from_peer(curl, 20);
+    // Connection attempts to a closed port of the peer, from inside the
+    // container once it runs (runc may wait for another test's container):
+    // SYNs and resets to capture.
     let (okay, out) = runc_as(
-        &rootfs,
+        rootfs,
         Some(&nsp),
         &["NET_RAW"],
         Some((65532, 65532)),
-        "id -u; echo home=$HOME; grep -c '^nonroot:' /etc/passwd; timeout 20 tcpdump -n -c 3 -i eth0 -w /tmp/nr.pcap tcp 2>&1",
+        "id -u; echo home=$HOME; grep -c '^nonroot:' /etc/passwd; (for i in 1 2 3 4 5 6 7 8 9 10; do sleep 0.5; curl -s -m 1 http://192.0.2.2:9/; done) & timeout 20 tcpdump -n -c 3 -i eth0 -w /tmp/nr.pcap tcp 2>&1; wait",
     );
-    traffic.join().unwrap();
     assert!(okay, "{out}");
     assert!(out.starts_with("65532\n"), "{out}");
     assert!(out.contains("3 packets captured"), "{out}");
     // Without NET_RAW granted, the capability is refused, as it must be.
     let (okay, out) = runc_as(
-        &rootfs,
+        rootfs,
         Some(&nsp),
         &[],
         Some((65532, 65532)),
@@ -581,6 +588,196 @@ fn nonroot_variant_captures_with_net_raw() {
     );
     assert!(okay, "{out}");
     assert!(!out.contains("1 packet captured"), "{out}");
+}
+
+/// Docker's default capability set (`docker run` without `--cap-*`).
+const DOCKER_DEFAULT_CAPS: &[&str] = &[
+    "CHOWN",
+    "DAC_OVERRIDE",
+    "FSETID",
+    "FOWNER",
+    "MKNOD",
+    "NET_RAW",
+    "SETGID",
+    "SETUID",
+    "SETFCAP",
+    "SETPCAP",
+    "NET_BIND_SERVICE",
+    "SYS_CHROOT",
+    "KILL",
+    "AUDIT_WRITE",
+];
+
+/// `net.ipv4.ping_group_range` as Docker and containerd 2 set it (every
+/// group may open ICMP datagram sockets), and the kernel's default (none).
+const PING_ANY_GROUP: &str = "0 2147483647";
+const PING_NO_GROUP: &str = "1 0";
+
+/// The ways the variant is run, by name: what `docker run --user 65532`,
+/// `--cap-drop ALL`, Kubernetes' restricted standard (on a runtime that
+/// opens ICMP datagram sockets, and on one that does not), and NET_RAW
+/// alone with and without no_new_privs give the process.
+fn modes() -> Vec<(&'static str, Confinement)> {
+    let mode = |bounding: &[&'static str], no_new_privs, ping_group_range| Confinement {
+        bounding: bounding.to_vec(),
+        no_new_privs,
+        ping_group_range,
+    };
+    vec![
+        ("docker", mode(DOCKER_DEFAULT_CAPS, false, PING_ANY_GROUP)),
+        ("drop-all", mode(&[], false, PING_ANY_GROUP)),
+        ("restricted", mode(&[], true, PING_ANY_GROUP)),
+        ("restricted-no-ping-group", mode(&[], true, PING_NO_GROUP)),
+        ("net-raw", mode(&["NET_RAW"], false, PING_ANY_GROUP)),
+        ("net-raw-nnp", mode(&["NET_RAW"], true, PING_ANY_GROUP)),
+    ]
+}
+
+/// What a tool must do in a mode: exit 0, or exit non-zero with a line
+/// containing the text.
+#[derive(Clone, Copy, Debug)]
+enum Expect {
+    Works,
+    Says(&'static str),
+}
+
+/// The guarded launchers' lines: the capability is outside the bounding
+/// set, or no_new_privs ignores the file capability.
+const NO_NET_RAW: &str = "CAP_NET_RAW is not among this container's capabilities";
+const NNP: &str = "no_new_privs is set, so the file capability CAP_NET_RAW is ignored";
+
+/// Each network tool's command (in a namespace whose eth0 is 192.0.2.1,
+/// with a peer at 192.0.2.2), and what it does in each mode of [`modes`],
+/// in that order.
+fn tool_cases() -> Vec<(&'static str, &'static str, [Expect; 6])> {
+    use Expect::*;
+    // A raw socket or a capture: only where the file capability works.
+    let raw = [
+        Works,
+        Says(NO_NET_RAW),
+        Says(NO_NET_RAW),
+        Says(NO_NET_RAW),
+        Works,
+        Says(NNP),
+    ];
+    // trip raises CAP_NET_RAW itself (`=p`, so it starts everywhere) and
+    // says it lacks privileges where it cannot.
+    let privileges = Says("Error: privileges are required");
+    vec![
+        // iputils ping: an ICMP datagram socket where the ping group allows.
+        (
+            "ping",
+            "ping -n -c 1 -W 3 192.0.2.2",
+            [
+                Works,
+                Works,
+                Works,
+                Says("missing cap_net_raw+p capability"),
+                Works,
+                Works,
+            ],
+        ),
+        ("fping", "fping -c 1 -t 1000 192.0.2.2", raw),
+        ("arping", "arping -c 1 -w 3 -I eth0 192.0.2.2", raw),
+        ("oping", "oping -c 1 -w 3 192.0.2.2", raw),
+        (
+            "tcpdump",
+            "udp_to_peer & timeout 20 tcpdump -n -c 1 -i eth0 udp",
+            raw,
+        ),
+        // What needs no capability works everywhere.
+        (
+            "tcpdump -r",
+            "tcpdump -n -r /tmp/none.pcap; [ $? = 1 ] && tcpdump --version >/dev/null",
+            [Works; 6],
+        ),
+        (
+            "dumpcap",
+            "udp_to_peer & timeout 20 dumpcap -q -i eth0 -c 1 -f udp -w /tmp/d.pcapng",
+            raw,
+        ),
+        (
+            "tshark",
+            "udp_to_peer & timeout 20 tshark -n -i eth0 -c 1 -f udp",
+            raw,
+        ),
+        (
+            "nmap -sT",
+            "timeout 60 nmap -n -Pn -sT -p 9 192.0.2.2",
+            [Works; 6],
+        ),
+        (
+            "nmap -sS",
+            "timeout 60 nmap --privileged -n -Pn -sS -p 9 192.0.2.2",
+            raw,
+        ),
+        ("hping3", "timeout 20 hping3 -c 1 -S -p 9 192.0.2.2", raw),
+        // mtr-packet falls back to ICMP datagram sockets.
+        (
+            "mtr",
+            "timeout 60 mtr -n -r -c 1 192.0.2.2",
+            [Works, Works, Works, Says(NO_NET_RAW), Works, Works],
+        ),
+        (
+            "trip",
+            "timeout 60 trip -m json -C 1 192.0.2.2",
+            [Works, privileges, privileges, privileges, Works, privileges],
+        ),
+    ]
+}
+
+/// The script run in every mode: the user, then each tool's section with
+/// its output and exit status.
+fn modes_script() -> String {
+    // Eight datagrams to a closed port of the peer, for the captures.
+    let mut script = String::from(
+        "udp_to_peer() { for i in 1 2 3 4 5 6 7 8; do sleep 0.5; bash -c 'echo x > /dev/udp/192.0.2.2/9'; done 2>/dev/null; }\necho \"== id\"; id -u\n",
+    );
+    for (name, cmd, _) in tool_cases() {
+        // rc on a line of its own, whether or not the output ended one.
+        script.push_str(&format!(
+            "echo \"== {name}\"; ( {cmd} ) 2>&1; printf '\\nrc=%s\\n' $?; wait\n"
+        ));
+    }
+    script
+}
+
+#[test]
+fn nonroot_variant_starts_every_tool_in_every_capability_mode() {
+    let rootfs = nonroot();
+    let net = Net::new("m");
+    let nsp = format!("/var/run/netns/{}", net.target);
+    let script = modes_script();
+    let mut failures = Vec::new();
+    for (m, (mode, confinement)) in modes().into_iter().enumerate() {
+        let (okay, out) = runc_confined(rootfs, &nsp, &confinement, &script);
+        assert!(okay, "{mode}: {out}");
+        // The user comes from the image's config, not from the test.
+        assert_eq!(section(&out, "id").trim(), "65532", "{mode}: {out}");
+        for (tool, _, expect) in tool_cases() {
+            let text = section(&out, tool);
+            if let Err(why) = check(&text, expect[m]) {
+                failures.push(format!("{mode} / {tool}: {why}\n{text}"));
+            }
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n---\n"));
+}
+
+/// Whether a tool's section (its output, then `rc=N`) shows `expect`.
+fn check(text: &str, expect: Expect) -> Result<(), String> {
+    let rc = text
+        .lines()
+        .rev()
+        .find_map(|l| l.strip_prefix("rc="))
+        .ok_or("no exit status")?;
+    match expect {
+        Expect::Works if rc == "0" => Ok(()),
+        Expect::Works => Err(format!("exit {rc}, expected 0")),
+        Expect::Says(_) if rc == "0" => Err("exit 0, expected a failure".into()),
+        Expect::Says(line) if text.lines().any(|l| l.contains(line)) => Ok(()),
+        Expect::Says(line) => Err(format!("exit {rc} without a line saying {line:?}")),
+    }
 }
 
 #[test]

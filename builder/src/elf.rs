@@ -142,6 +142,44 @@ fn check<Elf: FileHeader<Endian = Endianness>>(data: &[u8], want: &Expected) -> 
     Ok(())
 }
 
+/// The dynamic loader an ELF program asks for (its `PT_INTERP`), or None
+/// for a static one; an error says why `data` is not an ELF program.
+pub fn interpreter(data: &[u8]) -> std::result::Result<Option<String>, String> {
+    if data.len() < 16 || &data[..4] != b"\x7fELF" {
+        return Err("not an ELF file".into());
+    }
+    match data[4] {
+        c if c == elf::ELFCLASS64.0 => interp::<elf::FileHeader64<Endianness>>(data),
+        c if c == elf::ELFCLASS32.0 => interp::<elf::FileHeader32<Endianness>>(data),
+        c => Err(format!("unknown ELF class {c}")),
+    }
+}
+
+fn interp<Elf: FileHeader<Endian = Endianness>>(
+    data: &[u8],
+) -> std::result::Result<Option<String>, String> {
+    let header = Elf::parse(data).map_err(|e| format!("bad ELF header: {e}"))?;
+    let endian = header
+        .endian()
+        .map_err(|e| format!("bad ELF header: {e}"))?;
+    let phdrs = header
+        .program_headers(endian, data)
+        .map_err(|e| format!("bad program headers: {e}"))?;
+    for ph in phdrs {
+        if let Some(path) = ph
+            .interpreter(endian, data)
+            .map_err(|e| format!("bad PT_INTERP: {e}"))?
+        {
+            return Ok(Some(
+                String::from_utf8_lossy(path)
+                    .trim_end_matches('\0')
+                    .to_string(),
+            ));
+        }
+    }
+    Ok(None)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -9,6 +9,7 @@ pub mod certhash;
 pub mod elf;
 pub mod error;
 pub mod fileops;
+pub mod guard;
 pub mod image;
 pub mod inspect;
 pub mod layercache;

@@ -110,7 +110,8 @@ pub struct DirSpec {
 }
 
 /// A variant of the image: another user, and file capabilities that let
-/// that user capture when the runtime grants the matching capability.
+/// that user capture when the runtime grants the matching capability,
+/// while every program still starts where the runtime grants none.
 #[derive(Clone, Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct VariantSpec {
@@ -123,10 +124,25 @@ pub struct VariantSpec {
     pub username: String,
     /// Home folder, created and owned by the user.
     pub home: String,
-    /// File capabilities to set, path → setcap text (`cap_net_raw=ep`).
+    /// File capabilities to set, path → setcap text without the effective
+    /// bit (`cap_net_raw=p`), for programs that raise the capability from
+    /// their permitted set themselves. Such a file starts whatever the
+    /// runtime grants; the effective bit is refused here, since the kernel
+    /// refuses to start a file with it when the capability is outside the
+    /// container's bounding set.
     #[serde(default)]
     pub capabilities: BTreeMap<String, String>,
+    /// Programs that need the effective bit (`cap_net_raw=ep`), path →
+    /// setcap text: each moves to [`GUARDED_DIR`] with those
+    /// capabilities, and a launcher takes its path. The launcher execs it
+    /// where the capabilities can be had; elsewhere it prints one line
+    /// naming what is missing and runs it without them.
+    #[serde(default)]
+    pub guarded: BTreeMap<String, String>,
 }
+
+/// Where a variant's guarded programs live, under their own names.
+pub const GUARDED_DIR: &str = "/usr/libexec/netshoot/guarded";
 
 fn owner_required<'de, D: Deserializer<'de>>(d: D) -> std::result::Result<(u32, u32), D::Error> {
     owner(d)?.ok_or_else(|| serde::de::Error::custom("user must be uid:gid"))
@@ -496,13 +512,7 @@ impl Spec {
             ));
         }
         for (name, v) in &self.variant {
-            for (path, caps) in &v.capabilities {
-                debian::caps::parse_capabilities(caps)
-                    .map_err(|e| bad_input(format!("variant.{name}.capabilities {path:?}: {e}")))?;
-            }
-            if !v.home.starts_with('/') {
-                return Err(bad_input(format!("variant.{name}.home must be absolute")));
-            }
+            check_variant(name, v)?;
         }
         Ok(())
     }
@@ -638,6 +648,54 @@ pub struct SourceSpec {
     /// `LDFLAGS` (`-static -s`), pkg-config pointed at `$DEPS`,
     /// `SOURCE_DATE_EPOCH`, `LC_ALL=C`, `TZ=UTC`.
     pub steps: Vec<String>,
+}
+
+/// One `[variant.NAME]`: an absolute home; `capabilities` without the
+/// effective bit; `guarded` with it, at absolute paths whose file names
+/// differ (they share [`GUARDED_DIR`]).
+fn check_variant(name: &str, v: &VariantSpec) -> Result<()> {
+    if !v.home.starts_with('/') {
+        return Err(bad_input(format!("variant.{name}.home must be absolute")));
+    }
+    for (path, text) in &v.capabilities {
+        let caps = variant_caps(name, "capabilities", path, text)?;
+        if caps.effective != 0 {
+            return Err(bad_input(format!(
+                "variant.{name}.capabilities {path:?}: {text:?} has the effective bit, so the program would not start where the runtime does not grant the capability: give it without `e` if the program raises the capability itself, or list it under [variant.{name}.guarded]"
+            )));
+        }
+    }
+    let mut names = BTreeMap::new();
+    for (path, text) in &v.guarded {
+        let caps = variant_caps(name, "guarded", path, text)?;
+        if v.capabilities.contains_key(path) {
+            return Err(bad_input(format!(
+                "variant.{name}: {path:?} is under both capabilities and guarded"
+            )));
+        }
+        if caps.effective == 0 {
+            return Err(bad_input(format!(
+                "variant.{name}.guarded {path:?}: {text:?} has no effective bit: a program that raises the capability itself belongs under [variant.{name}.capabilities]"
+            )));
+        }
+        let file = path.rsplit('/').next().unwrap_or_default();
+        if !path.starts_with('/') || file.is_empty() {
+            return Err(bad_input(format!(
+                "variant.{name}.guarded {path:?}: not an absolute path to a program"
+            )));
+        }
+        if let Some(other) = names.insert(file, path) {
+            return Err(bad_input(format!(
+                "variant.{name}.guarded: {other:?} and {path:?} have the same file name, and both would move to {GUARDED_DIR}/{file}"
+            )));
+        }
+    }
+    Ok(())
+}
+
+fn variant_caps(name: &str, table: &str, path: &str, text: &str) -> Result<debian::caps::CapSet> {
+    debian::caps::parse_capabilities(text)
+        .map_err(|e| bad_input(format!("variant.{name}.{table} {path:?}: {e}")))
 }
 
 /// `[static]`: the fully static toolbox (`build --variant static`,
@@ -977,5 +1035,56 @@ path = "x"
             .unwrap_err()
             .to_string();
         assert!(e.contains("line") && e.contains("string"), "{e}");
+    }
+
+    /// The whole chain of `text`'s error.
+    fn load_err(text: &str) -> String {
+        format!("{:#}", load(text).unwrap_err())
+    }
+
+    const VARIANT: &str = r#"
+[variant.nonroot]
+tag_suffix = "-nonroot"
+user = "65532:65532"
+username = "nonroot"
+home = "/home/nonroot"
+[variant.nonroot.capabilities]
+"/usr/bin/ping" = "cap_net_raw=p"
+[variant.nonroot.guarded]
+"/usr/bin/tcpdump" = "cap_net_raw=ep"
+"#;
+
+    #[test]
+    fn variant_capabilities_without_effective_bit_guarded_with_it() {
+        let s = load(&format!("{OK}{VARIANT}")).unwrap();
+        assert_eq!(
+            s.variant["nonroot"].guarded["/usr/bin/tcpdump"],
+            "cap_net_raw=ep"
+        );
+        let e = load_err(&format!(
+            "{OK}{}",
+            VARIANT.replace("cap_net_raw=p\"", "cap_net_raw=ep\"")
+        ));
+        assert!(
+            e.contains("\"/usr/bin/ping\"") && e.contains("effective bit"),
+            "{e}"
+        );
+        let e = load_err(&format!(
+            "{OK}{}",
+            VARIANT.replace("cap_net_raw=ep", "cap_net_raw=p")
+        ));
+        assert!(
+            e.contains("/usr/bin/tcpdump") && e.contains("no effective bit"),
+            "{e}"
+        );
+        let twice = format!("{VARIANT}\"/usr/sbin/tcpdump\" = \"cap_net_raw=ep\"\n");
+        let e = load_err(&format!("{OK}{twice}"));
+        assert!(
+            e.contains("same file name") && e.contains("/usr/sbin/tcpdump"),
+            "{e}"
+        );
+        let both = format!("{VARIANT}\"/usr/bin/ping\" = \"cap_net_raw=ep\"\n");
+        let e = load_err(&format!("{OK}{both}"));
+        assert!(e.contains("both"), "{e}");
     }
 }

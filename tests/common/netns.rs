@@ -131,21 +131,7 @@ pub fn runc_shell(
     shell: &str,
     script: &str,
 ) -> (bool, String) {
-    static LOCK: Mutex<()> = Mutex::new(());
-    let _g = LOCK.lock().unwrap_or_else(|e| e.into_inner());
-    let dir = tempfile::tempdir().unwrap();
-    let mut cfg: serde_json::Value = serde_json::from_slice(
-        &std::fs::read(rootfs.parent().unwrap().join("config.json")).unwrap(),
-    )
-    .unwrap();
-    cfg["root"]["path"] = serde_json::json!(rootfs);
-    cfg["process"]["terminal"] = serde_json::json!(false);
-    cfg["process"]["args"] = serde_json::json!([shell, "-c", script]);
-    cfg["process"]["env"] = serde_json::json!([
-        "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
-        "HOME=/root",
-        "TERM=dumb"
-    ]);
+    let mut cfg = runc_config(rootfs, netns, &[shell, "-c", script]);
     let caps: Vec<String> = caps.iter().map(|c| format!("CAP_{c}")).collect();
     for set in [
         "bounding",
@@ -168,6 +154,54 @@ pub fn runc_shell(
         // Docker's default: file capabilities take effect at exec.
         cfg["process"]["noNewPrivileges"] = serde_json::json!(false);
     }
+    runc_with(cfg)
+}
+
+/// What a runtime's options decide for a non-root container's process:
+/// the bounding set (the process itself starts with no capability, as
+/// Docker and containerd start a non-root one), no_new_privs
+/// (`--security-opt no-new-privileges`, `allowPrivilegeEscalation:
+/// false`), and `net.ipv4.ping_group_range` in its network namespace
+/// (Docker and containerd 2 open it to every group; the kernel's default
+/// is `1 0`, no group).
+#[derive(Clone, Debug)]
+pub struct Confinement {
+    pub bounding: Vec<&'static str>,
+    pub no_new_privs: bool,
+    pub ping_group_range: &'static str,
+}
+
+/// Runs `script` with `/bin/sh -c` in a runc container over `rootfs` as
+/// the user its image names (the bundle's config.json, from umoci), in
+/// the network namespace at `netns`, confined as `c` says.
+pub fn runc_confined(rootfs: &Path, netns: &str, c: &Confinement, script: &str) -> (bool, String) {
+    let mut cfg = runc_config(rootfs, Some(netns), &["/bin/sh", "-c", script]);
+    let bounding: Vec<String> = c.bounding.iter().map(|n| format!("CAP_{n}")).collect();
+    for set in ["effective", "permitted", "inheritable", "ambient"] {
+        cfg["process"]["capabilities"][set] = serde_json::json!([]);
+    }
+    cfg["process"]["capabilities"]["bounding"] = serde_json::json!(bounding);
+    cfg["process"]["noNewPrivileges"] = serde_json::json!(c.no_new_privs);
+    cfg["linux"]["sysctl"] = serde_json::json!({"net.ipv4.ping_group_range": c.ping_group_range});
+    runc_with(cfg)
+}
+
+/// The bundle's config.json for `rootfs`, running `args` without a
+/// terminal, with a plain environment, in the network namespace at
+/// `netns` (None: the host's).
+fn runc_config(rootfs: &Path, netns: Option<&str>, args: &[&str]) -> serde_json::Value {
+    let mut cfg: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(rootfs.parent().unwrap().join("config.json")).unwrap(),
+    )
+    .unwrap();
+    cfg["root"]["path"] = serde_json::json!(rootfs);
+    cfg["process"]["terminal"] = serde_json::json!(false);
+    cfg["process"]["args"] = serde_json::json!(args);
+    cfg["process"]["env"] = serde_json::json!([
+        "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+        "HOME=/root",
+        "TERM=dumb"
+    ]);
     let ns: Vec<serde_json::Value> = cfg["linux"]["namespaces"]
         .as_array()
         .unwrap()
@@ -177,6 +211,15 @@ pub fn runc_shell(
         .chain(netns.map(|p| serde_json::json!({"type": "network", "path": p})))
         .collect();
     cfg["linux"]["namespaces"] = serde_json::json!(ns);
+    cfg
+}
+
+/// Runs the container `cfg` describes with runc (one at a time, at most
+/// 180 s) and removes it; returns (success, stdout + stderr).
+fn runc_with(cfg: serde_json::Value) -> (bool, String) {
+    static LOCK: Mutex<()> = Mutex::new(());
+    let _g = LOCK.lock().unwrap_or_else(|e| e.into_inner());
+    let dir = tempfile::tempdir().unwrap();
     std::fs::write(
         dir.path().join("config.json"),
         serde_json::to_vec(&cfg).unwrap(),

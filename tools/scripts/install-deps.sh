@@ -11,7 +11,7 @@ APT_PACKAGES=(
   qemu-user-static binfmt-support
   musl-tools gcc-aarch64-linux-gnu libc6-dev-arm64-cross
   gnupg openssl apache2-utils xz-utils zstd jq curl ca-certificates
-  iproute2 python3 python3-venv file binutils dpkg-dev time libcap2-bin attr
+  iproute2 python3 python3-venv python3-yaml file binutils dpkg-dev time libcap2-bin attr
   tmux groff-base mmdebstrap
   autoconf automake libtool autotools-dev bison flex pkgconf cmake make patch
 )

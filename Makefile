@@ -8,7 +8,7 @@ BIN := target/release/netshoot-build
 # The image's version: the spec's [image] tag.
 TAG := $(shell sed -n 's/^tag = "\([^"]*\)".*/\1/p' $(SPEC) | head -1)
 
-.PHONY: deps image image-static bundle test fuzz bench bench-crates bench-static export push clean
+.PHONY: deps image image-static bundle test test-platforms fuzz bench bench-crates bench-static export push clean
 
 deps:
 	bash tools/scripts/install-deps.sh
@@ -42,6 +42,12 @@ bundle: $(BIN)
 test: deps
 	$(CARGO) test --workspace --no-fail-fast
 
+# The cargo fixture for arm/v7, riscv64, ppc64le and s390x (zig, and std
+# compiled from rust-src where rustup has no rust-std for the target): a
+# slow matrix kept out of `make test`; `make bench` runs it too.
+test-platforms: deps
+	$(CARGO) test --test cargo_e2e -- --ignored every_further_platform
+
 # Coverage-guided fuzzing of every parser of outside input, libFuzzer on
 # the stable toolchain (fuzz/README.md): FUZZ_SECONDS per target (default
 # 30, one target at a time), FUZZ_TARGETS="deb spec" for some of them.
@@ -53,7 +59,7 @@ fuzz:
 export: $(BIN)
 	$(BIN) export --layout $(OUT) --format oci -o netshoot-oci.tar
 
-bench: deps
+bench: deps test-platforms
 	bash tools/scripts/bench.sh
 
 # Cold and warm static builds of the Rust tools per target (slow: minutes

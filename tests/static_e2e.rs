@@ -72,8 +72,13 @@ fn source_package(work: &Path) -> PathBuf {
 }
 
 fn fixture() -> Fixture {
+    fixture_for(&["amd64", "arm64"])
+}
+
+/// The fixture repository with Packages indexes for `arches`.
+fn fixture_for(arches: &[&str]) -> Fixture {
     let t = tempfile::tempdir().unwrap();
-    let mut repo = Repo::new(t.path(), &["amd64", "arm64"]);
+    let mut repo = Repo::new(t.path(), arches);
     repo.add(
         "trixie",
         &DebSpec::new("ca-certificates", "20250419", "all").file(
@@ -99,11 +104,15 @@ fn fixture() -> Fixture {
 
 impl Fixture {
     fn spec(&self, dir: &str) -> PathBuf {
+        self.spec_for(dir, &["linux/amd64", "linux/arm64"])
+    }
+
+    fn spec_for(&self, dir: &str, platforms: &[&str]) -> PathBuf {
         let d = self.t.path().join(dir);
         std::fs::create_dir_all(&d).unwrap();
         self.repo.write_keyring(&d.join("keyring.gpg"), false);
         let text = format!(
-            r#"platforms = ["linux/amd64", "linux/arm64"]
+            r#"platforms = {platforms:?}
 
 [image]
 name = "fixture"
@@ -327,6 +336,50 @@ fn export_bundle(spec: &Path, cache: &Path, platform: &str, tarball: &Path) -> C
     .arg("-o")
     .arg(tarball);
     c
+}
+
+/// arm/v7, riscv64, ppc64le and s390x: the source package compiles with
+/// the same zig toolchain, each bundle's program is a static executable of
+/// its platform's machine, and it runs under qemu-user.
+#[test]
+fn further_platforms_compile_with_zig_and_run_under_qemu() {
+    let cases = [
+        ("linux/arm/v7", "armhf", "qemu-arm-static", "ARM, EABI5"),
+        ("linux/riscv64", "riscv64", "qemu-riscv64-static", "RISC-V"),
+        (
+            "linux/ppc64le",
+            "ppc64el",
+            "qemu-ppc64le-static",
+            "64-bit PowerPC",
+        ),
+        ("linux/s390x", "s390x", "qemu-s390x-static", "IBM S/390"),
+    ];
+    let arches: Vec<&str> = cases.iter().map(|c| c.1).collect();
+    let f = fixture_for(&arches);
+    let platforms: Vec<&str> = cases.iter().map(|c| c.0).collect();
+    let spec = f.spec_for("further", &platforms);
+    let cache = f.t.path().join("cache");
+    for (platform, arch, qemu, machine) in cases {
+        let tarball = f.t.path().join(format!("bundle-{arch}.tar.gz"));
+        ok(&mut export_bundle(&spec, &cache, platform, &tarball));
+        let dir = f.t.path().join(format!("x-{arch}"));
+        std::fs::create_dir_all(&dir).unwrap();
+        ok(Command::new("tar")
+            .arg("-xzf")
+            .arg(&tarball)
+            .arg("-C")
+            .arg(&dir));
+        let prog = dir.join("netshoot/bin/nshello");
+        let kind = ok(Command::new("file").arg("-b").arg(&prog));
+        assert!(
+            kind.contains(machine)
+                && (kind.contains("statically linked") || kind.contains("static-pie linked"))
+                && !kind.contains("interpreter"),
+            "{platform}: {kind}"
+        );
+        let out = ok(Command::new(qemu).arg(&prog));
+        assert_eq!(out.trim(), "hello from the Debian patch", "{platform}");
+    }
 }
 
 #[test]

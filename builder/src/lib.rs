@@ -27,3 +27,4 @@ pub mod target;
 pub mod urls;
 pub mod variant;
 pub mod verify;
+pub mod zig;

@@ -30,6 +30,9 @@ pub struct Target {
     pub rust_triple: &'static str,
     /// zig's `-target` (`x86_64-linux-musl`).
     pub zig_triple: &'static str,
+    /// zig's `-mcpu` where the Rust target's baseline is narrower than
+    /// zig's default CPU for the triple.
+    pub zig_cpu: Option<&'static str>,
     /// The ELF machine of its programs.
     pub elf: ElfMachine,
 }
@@ -50,6 +53,7 @@ pub const TARGETS: &[Target] = &[
         debian_arch: "amd64",
         rust_triple: "x86_64-unknown-linux-musl",
         zig_triple: "x86_64-linux-musl",
+        zig_cpu: None,
         elf: elf(62, true, true, "x86-64"),
     },
     Target {
@@ -57,6 +61,7 @@ pub const TARGETS: &[Target] = &[
         debian_arch: "arm64",
         rust_triple: "aarch64-unknown-linux-musl",
         zig_triple: "aarch64-linux-musl",
+        zig_cpu: None,
         elf: elf(183, true, true, "AArch64"),
     },
     Target {
@@ -64,6 +69,7 @@ pub const TARGETS: &[Target] = &[
         debian_arch: "armhf",
         rust_triple: "armv7-unknown-linux-musleabihf",
         zig_triple: "arm-linux-musleabihf",
+        zig_cpu: Some("generic+v7a+vfp3d16+thumb2-neon"),
         elf: elf(40, false, true, "32-bit ARM"),
     },
     Target {
@@ -71,6 +77,7 @@ pub const TARGETS: &[Target] = &[
         debian_arch: "armel",
         rust_triple: "arm-unknown-linux-musleabihf",
         zig_triple: "arm-linux-musleabihf",
+        zig_cpu: Some("arm1176jzf_s"),
         elf: elf(40, false, true, "32-bit ARM"),
     },
     Target {
@@ -78,6 +85,7 @@ pub const TARGETS: &[Target] = &[
         debian_arch: "i386",
         rust_triple: "i686-unknown-linux-musl",
         zig_triple: "x86-linux-musl",
+        zig_cpu: None,
         elf: elf(3, false, true, "i386"),
     },
     Target {
@@ -85,6 +93,7 @@ pub const TARGETS: &[Target] = &[
         debian_arch: "riscv64",
         rust_triple: "riscv64gc-unknown-linux-musl",
         zig_triple: "riscv64-linux-musl",
+        zig_cpu: None,
         elf: elf(243, true, true, "64-bit RISC-V"),
     },
     Target {
@@ -92,6 +101,7 @@ pub const TARGETS: &[Target] = &[
         debian_arch: "ppc64el",
         rust_triple: "powerpc64le-unknown-linux-musl",
         zig_triple: "powerpc64le-linux-musl",
+        zig_cpu: None,
         elf: elf(21, true, true, "64-bit little-endian PowerPC"),
     },
     Target {
@@ -99,6 +109,7 @@ pub const TARGETS: &[Target] = &[
         debian_arch: "s390x",
         rust_triple: "s390x-unknown-linux-musl",
         zig_triple: "s390x-linux-musl",
+        zig_cpu: None,
         elf: elf(22, true, false, "64-bit s390x"),
     },
 ];

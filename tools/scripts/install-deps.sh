@@ -1,21 +1,29 @@
 #!/usr/bin/env bash
 # Installs everything the build and the tests need on a fresh Debian machine:
 # the real consumers of the image (skopeo, umoci, runc, podman, oci-image-tool),
-# the real registry (docker-registry), qemu-user for foreign-arch binaries, the
-# cross C toolchains, and the rustup targets. Safe to run again: it only adds
-# what is missing.
+# the real registry (docker-registry), qemu-user for foreign-arch binaries,
+# zig (the one cross C toolchain, for every target), and the rustup targets.
+# Safe to run again: it only adds what is missing. No Debian cross compiler
+# and no foreign dpkg architecture: zig brings musl and the kernel headers
+# for every arch; gcc is only the host's compiler for build scripts.
 set -euo pipefail
 
 APT_PACKAGES=(
   skopeo umoci runc podman docker-registry oci-image-tool
   qemu-user-static binfmt-support
-  musl-tools gcc-aarch64-linux-gnu libc6-dev-arm64-cross
+  gcc libc6-dev perl
   gnupg openssl apache2-utils xz-utils zstd jq curl ca-certificates
   iproute2 python3 python3-venv python3-yaml file binutils dpkg-dev time libcap2-bin attr
   tmux groff-base mmdebstrap
   autoconf automake libtool autotools-dev bison flex pkgconf cmake make patch
 )
 RUST_TARGETS=(x86_64-unknown-linux-musl aarch64-unknown-linux-musl)
+# The further platforms' standard libraries, where rustup's mirror serves
+# them; where it does not, the builder compiles std from rust-src.
+EXTRA_RUST_TARGETS=(
+  armv7-unknown-linux-musleabihf riscv64gc-unknown-linux-musl
+  powerpc64le-unknown-linux-musl s390x-unknown-linux-musl
+)
 
 missing=()
 for p in "${APT_PACKAGES[@]}"; do
@@ -27,18 +35,6 @@ if [ "${#missing[@]}" -gt 0 ]; then
   echo "install-deps: apt-get install ${missing[*]}" >&2
   $sudo_cmd apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $sudo_cmd apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
-fi
-
-# arm64 C code in crates (sqlite, jemalloc) must compile against musl's
-# headers: musl-dev:arm64 brings them and aarch64-linux-musl-gcc (the glibc
-# cross gcc with musl's specs). It needs arm64 as a foreign architecture.
-if ! dpkg-query -W -f='${Status}' musl-dev:arm64 2>/dev/null | grep -q 'install ok installed'; then
-  sudo_cmd=""
-  [ "$(id -u)" -ne 0 ] && sudo_cmd="sudo"
-  dpkg --print-foreign-architectures | grep -qx arm64 || $sudo_cmd dpkg --add-architecture arm64
-  echo "install-deps: apt-get install musl-dev:arm64" >&2
-  $sudo_cmd apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive $sudo_cmd apt-get install -y -qq --no-install-recommends musl-dev:arm64 >/dev/null
 fi
 
 # Tests that use `apt-get download` need the host's package lists.
@@ -60,8 +56,9 @@ if [ "$(cat "$SBOM_VENV/.pins" 2>/dev/null)" != "${SBOM_PINS[*]}" ] || [ ! -x "$
   printf '%s' "${SBOM_PINS[*]}" >"$SBOM_VENV/.pins"
 fi
 
-# The static toolbox compiles C with zig (`zig cc -target ARCH-linux-musl`):
-# one hermetic cross compiler with musl and kernel headers for every arch.
+# Every C compile and every cargo link for a target goes through zig
+# (`zig cc -target ARCH-linux-musl`): one hermetic cross compiler with musl
+# and kernel headers for every arch.
 # It comes from PyPI's ziglang package, pinned, in a venv of its own.
 ZIG_VENV=/opt/netshoot-zig
 ZIG_PIN=ziglang==0.17.1
@@ -81,6 +78,14 @@ if command -v rustup >/dev/null 2>&1; then
   for t in "${RUST_TARGETS[@]}"; do
     grep -qx "$t" <<<"$installed" || rustup target add "$t"
   done
+  need_src=""
+  for t in "${EXTRA_RUST_TARGETS[@]}"; do
+    grep -qx "$t" <<<"$installed" || RUST_BACKTRACE=0 rustup target add "$t" >/dev/null 2>&1 || need_src=1
+  done
+  if [ -n "$need_src" ] && ! rustup component list --installed | grep -q '^rust-src'; then
+    echo "install-deps: rustup component add rust-src (std for further targets is compiled from it)" >&2
+    rustup component add rust-src
+  fi
 fi
 if ! command -v cargo-nextest >/dev/null 2>&1 && ! cargo nextest --version >/dev/null 2>&1; then
   : # cargo test is used when nextest is absent
@@ -91,7 +96,9 @@ fi
 # it works inside the image root).
 if [ -d /proc/sys/fs/binfmt_misc ]; then
   [ -e /proc/sys/fs/binfmt_misc/register ] || mount -t binfmt_misc binfmt_misc /proc/sys/fs/binfmt_misc 2>/dev/null || true
-  if command -v update-binfmts >/dev/null 2>&1 && [ ! -e /proc/sys/fs/binfmt_misc/qemu-aarch64 ]; then
-    update-binfmts --enable qemu-aarch64 >/dev/null 2>&1 || true
+  if command -v update-binfmts >/dev/null 2>&1; then
+    for q in qemu-aarch64 qemu-arm qemu-riscv64 qemu-ppc64le qemu-s390x; do
+      [ -e "/proc/sys/fs/binfmt_misc/$q" ] || update-binfmts --enable "$q" >/dev/null 2>&1 || true
+    done
   fi
 fi

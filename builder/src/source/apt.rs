@@ -71,8 +71,7 @@ impl Source for Apt {
                                     .collect(),
                             }),
                             sbom: Vec::new(),
-                            notes: asm
-                                .notes
+                            notes: summarize_notes(asm.notes)
                                 .into_iter()
                                 .map(|n| format!("note {}: {n}", t.platform))
                                 .collect(),
@@ -88,5 +87,54 @@ impl Source for Apt {
                 })
                 .collect()
         })
+    }
+}
+
+/// The assembly's notes, with the maintainer-script operations whose
+/// condition is only known at run time folded into one line naming their
+/// packages (every one of them with `NETSHOOT_VERBOSE=1`).
+fn summarize_notes(notes: Vec<String>) -> Vec<String> {
+    const SKIPPED: &str = ": maintainer script operation not applied: ";
+    if std::env::var_os("NETSHOOT_VERBOSE").is_some_and(|v| v == "1") {
+        return notes;
+    }
+    let (skipped, mut out): (Vec<String>, Vec<String>) =
+        notes.into_iter().partition(|n| n.contains(SKIPPED));
+    let mut packages: Vec<&str> = skipped
+        .iter()
+        .filter_map(|n| n.split(SKIPPED).next())
+        .collect();
+    packages.dedup();
+    if !skipped.is_empty() {
+        out.push(format!(
+            "{} maintainer-script operations left as packaged (their condition is only known \
+             when the script runs; NETSHOOT_VERBOSE=1 lists them): {}",
+            skipped.len(),
+            packages.join(", ")
+        ));
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn skipped_operations_fold_into_one_line_naming_their_packages() {
+        let notes = vec![
+            "bird2: maintainer script operation not applied: chown a".to_string(),
+            "bird2: maintainer script operation not applied: chmod a".to_string(),
+            "iproute2: setcap behind a debconf question not applied".to_string(),
+            "zsh-common: maintainer script operation not applied: mkdir b".to_string(),
+        ];
+        let out = summarize_notes(notes);
+        assert_eq!(out.len(), 2, "{out:?}");
+        assert!(out[0].starts_with("iproute2: setcap"), "{out:?}");
+        assert!(
+            out[1].starts_with("3 maintainer-script operations")
+                && out[1].ends_with(": bird2, zsh-common"),
+            "{out:?}"
+        );
     }
 }

@@ -35,7 +35,7 @@ use std::process::{Command, Stdio};
 pub use crate::lockfile::{CrateLock, LockedDep};
 pub use crate::spec::CrateSpec;
 
-const RECIPE: &str = "netshoot-build cargo recipe 2";
+const RECIPE: &str = "netshoot-build cargo recipe 3 (zig cc, ar and linker)";
 
 /// Every musl target a platform of a spec can map to.
 const MUSL_TRIPLES: [&str; 8] = [
@@ -101,21 +101,11 @@ pub fn rust_target(platform: &Platform) -> Result<&'static str> {
     target_info(platform).map(|t| t.triple)
 }
 
-/// How to compile for one platform.
+/// How to compile for one platform: the Rust musl target, and zig as its
+/// C compiler, archiver and linker (one cross toolchain for every arch).
 struct TargetInfo {
     triple: &'static str,
-    /// The C compiler for `cc`-built C code (and, off the host, the linker).
-    cc: &'static str,
-    /// The archiver matching `cc`.
-    ar: &'static str,
-    /// Whether `cc` must also link (rustc's default `cc` links only for the
-    /// host's own architecture).
-    cross: bool,
-    /// The Debian package that provides `cc`.
-    package: &'static str,
-    /// The linker when `cross` (a glibc cross gcc: rustc brings musl's
-    /// start files and libc itself).
-    linker: &'static str,
+    target: crate::target::Target,
 }
 
 /// The Rust musl target of a platform, when there is one.
@@ -124,83 +114,15 @@ pub fn musl_triple(platform: &Platform) -> Option<&'static str> {
 }
 
 fn target_info(platform: &Platform) -> Result<TargetInfo> {
-    let triple = crate::target::Target::of(platform)
-        .map_err(|_| {
-            bad_input(format!(
-                "platform {platform}: no Rust musl target is known for it; \
-                 skip it for this crate with skip_platforms"
-            ))
-        })?
-        .rust_triple;
-    let t = |cc: &'static str, ar, cross, package| TargetInfo {
-        triple,
-        cc,
-        ar,
-        cross,
-        package,
-        linker: cc,
-    };
-    // C code that uses libc (bundled sqlite in oha, jemalloc) must see
-    // musl's headers, or glibc's turn `open` into `open64`, which musl no
-    // longer has, and linking fails. x86_64 uses musl-tools' musl-gcc;
-    // arm64 uses musl-dev:arm64's aarch64-linux-musl-gcc (the glibc cross
-    // gcc with musl's headers) and links with the plain cross gcc. Other
-    // targets use Debian's glibc cross compilers for both (fine for the
-    // freestanding C of ring and aws-lc). `CC_<triple>` and
-    // `CARGO_TARGET_<TRIPLE>_LINKER` in the environment override the choice.
-    Ok(match crate::target::Target::of(platform)?.platform {
-        "linux/amd64" => t("musl-gcc", "ar", false, "musl-tools"),
-        "linux/arm64" => TargetInfo {
-            linker: "aarch64-linux-gnu-gcc",
-            ..t(
-                "aarch64-linux-musl-gcc",
-                "aarch64-linux-gnu-ar",
-                true,
-                "musl-dev:arm64 gcc-aarch64-linux-gnu",
-            )
-        },
-        "linux/arm/v7" => t(
-            "arm-linux-gnueabihf-gcc",
-            "arm-linux-gnueabihf-ar",
-            true,
-            "gcc-arm-linux-gnueabihf",
-        ),
-        "linux/arm/v6" => t(
-            "arm-linux-gnueabihf-gcc",
-            "arm-linux-gnueabihf-ar",
-            true,
-            "gcc-arm-linux-gnueabihf",
-        ),
-        "linux/386" => t(
-            "i686-linux-gnu-gcc",
-            "i686-linux-gnu-ar",
-            true,
-            "gcc-i686-linux-gnu",
-        ),
-        "linux/riscv64" => t(
-            "riscv64-linux-gnu-gcc",
-            "riscv64-linux-gnu-ar",
-            true,
-            "gcc-riscv64-linux-gnu",
-        ),
-        "linux/ppc64le" => t(
-            "powerpc64le-linux-gnu-gcc",
-            "powerpc64le-linux-gnu-ar",
-            true,
-            "gcc-powerpc64le-linux-gnu",
-        ),
-        "linux/s390x" => t(
-            "s390x-linux-gnu-gcc",
-            "s390x-linux-gnu-ar",
-            true,
-            "gcc-s390x-linux-gnu",
-        ),
-        other => {
-            return Err(bad_input(format!(
-                "platform {other}: no Rust musl target is known for it; \
-                 skip it for this crate with skip_platforms"
-            )))
-        }
+    let target = crate::target::Target::of(platform).map_err(|_| {
+        bad_input(format!(
+            "platform {platform}: no Rust musl target is known for it; \
+             skip it for this crate with skip_platforms"
+        ))
+    })?;
+    Ok(TargetInfo {
+        triple: target.rust_triple,
+        target,
     })
 }
 
@@ -272,6 +194,26 @@ impl Toolchain {
         c
     }
 
+    /// `rustc -vV`'s commit hash (the prebuilt standard library's sources
+    /// are at `/rustc/<hash>`).
+    fn commit_hash(&self) -> &str {
+        self.version
+            .lines()
+            .find_map(|l| l.strip_prefix("commit-hash: "))
+            .unwrap_or("unknown")
+            .trim()
+    }
+
+    /// Whether the toolchain has the standard library's sources.
+    fn has_rust_src(&self) -> bool {
+        self.rust_src().join("library/std/Cargo.toml").is_file()
+    }
+
+    /// Where `rust-src` puts the standard library's sources.
+    fn rust_src(&self) -> PathBuf {
+        self.sysroot.join("lib/rustlib/src/rust")
+    }
+
     /// Whether the standard library for `triple` is installed.
     fn has_target(&self, triple: &str) -> bool {
         self.sysroot
@@ -282,48 +224,84 @@ impl Toolchain {
     }
 }
 
-/// Makes sure the standard library for `platform`'s target is installed:
-/// adds it with rustup where rustup manages the toolchain, else fails with
-/// the command to run. Returns the target triple.
+/// Where the standard library of a target comes from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Std {
+    /// The toolchain's own (rustup's `rust-std` component).
+    Installed,
+    /// Compiled with the crate from the toolchain's `rust-src`
+    /// (`-Zbuild-std`), where no `rust-std` can be had for the target
+    /// (a rustup mirror without it, or a tier-3 target).
+    FromSource,
+}
+
+impl Std {
+    fn label(self) -> &'static str {
+        match self {
+            Std::Installed => "installed",
+            Std::FromSource => "rust-src",
+        }
+    }
+}
+
+/// Makes sure there is a standard library for `platform`'s target:
+/// installed, added with rustup, or else compiled from `rust-src`.
+/// Returns the target triple.
 pub fn ensure_rust_target(platform: &Platform) -> Result<&'static str> {
     let triple = rust_target(platform)?;
     let tc = Toolchain::find()?;
-    ensure_target(&tc, triple)?;
+    ensure_target(&tc, triple, &|_| {})?;
     Ok(triple)
 }
 
-fn ensure_target(tc: &Toolchain, triple: &'static str) -> Result<()> {
+fn ensure_target(tc: &Toolchain, triple: &'static str, log: &dyn Fn(String)) -> Result<Std> {
     if tc.has_target(triple) {
-        return Ok(());
+        return Ok(Std::Installed);
     }
-    let add = format!("rustup target add {triple}");
-    if find_in_path("rustup").is_some() {
-        // The toolchain's folder name is rustup's name for it; naming it
-        // keeps a directory override from adding the target elsewhere.
-        let mut cmd = Command::new("rustup");
-        cmd.args(["target", "add", triple]);
-        let managed = tc
-            .sysroot
-            .parent()
-            .and_then(Path::file_name)
-            .is_some_and(|d| d == "toolchains");
-        if let (true, Some(name)) = (managed, tc.sysroot.file_name()) {
-            cmd.arg("--toolchain").arg(name);
-        }
-        if let Err(e) = capture(&mut cmd) {
-            return Err(bad_input(format!(
-                "Rust target {triple} is not installed and `{add}` failed ({e}); \
-                 a crate that cannot be built for it lists the platform in skip_platforms"
-            )));
-        }
+    let failed = match rustup_add(tc, &["target", "add", triple]) {
+        Ok(()) if tc.has_target(triple) => return Ok(Std::Installed),
+        Ok(()) => format!("`rustup target add {triple}` left no standard library"),
+        Err(e) => e,
+    };
+    if !tc.has_rust_src() {
+        let _ = rustup_add(tc, &["component", "add", "rust-src"]);
     }
-    if !tc.has_target(triple) {
-        return Err(bad_input(format!(
-            "Rust target {triple} is not installed for {}: run `{add}`",
-            tc.sysroot.display()
-        )));
+    if tc.has_rust_src() {
+        log(format!(
+            "no standard library for {triple} ({failed}): compiling it from rust-src"
+        ));
+        return Ok(Std::FromSource);
     }
-    Ok(())
+    Err(bad_input(format!(
+        "Rust target {triple}: no standard library for {} ({failed}) and no rust-src to \
+         compile one from: run `rustup target add {triple}` or `rustup component add rust-src`, \
+         or skip the platform for this crate with skip_platforms",
+        tc.sysroot.display()
+    )))
+}
+
+/// Runs `rustup ARGS` for the toolchain in use; the error says why not.
+fn rustup_add(tc: &Toolchain, args: &[&str]) -> std::result::Result<(), String> {
+    if find_in_path("rustup").is_none() {
+        return Err("rustup is not on PATH".into());
+    }
+    // The toolchain's folder name is rustup's name for it; naming it
+    // keeps a directory override from adding the target elsewhere.
+    let mut cmd = Command::new("rustup");
+    cmd.args(args).env("RUST_BACKTRACE", "0");
+    let managed = tc
+        .sysroot
+        .parent()
+        .and_then(Path::file_name)
+        .is_some_and(|d| d == "toolchains");
+    if let (true, Some(name)) = (managed, tc.sysroot.file_name()) {
+        cmd.arg("--toolchain").arg(name);
+    }
+    capture(&mut cmd).map(|_| ()).map_err(|e| {
+        let text = e.to_string();
+        let line = text.lines().find(|l| l.contains("error")).unwrap_or(&text);
+        format!("`rustup {}` failed: {}", args.join(" "), line.trim())
+    })
 }
 
 /// Resolves `spec` to a [`CrateLock`]: the exact version, the `.crate`
@@ -517,18 +495,16 @@ pub fn build_crate_with(
     let target = target_info(platform)?;
     let triple = target.triple;
     let tc = Toolchain::find()?;
-    let (cc, cc_version) = c_compiler(&target, &who, platform)?;
     let cache_dir = std::path::absolute(cache_dir)
         .map_err(|e| bad_input(format!("cache {}: {e}", cache_dir.display())))?;
-    // The compiler's name counts as well as its version: the musl wrapper
-    // and the plain cross gcc report the same version but see different
-    // headers.
+    let tools = c_tools(&target, &cache_dir)?;
+    let std = ensure_target(&tc, triple, log)?;
     let key = cache_key(
         spec,
         lock,
         triple,
-        &tc.version,
-        &format!("{cc} {cc_version}"),
+        &format!("{}std={}\n", tc.version, std.label()),
+        &tools.identity,
         source_date_epoch,
     );
     let crates_dir = cache_dir.join("crates");
@@ -546,7 +522,6 @@ pub fn build_crate_with(
         return Ok(with_dest(bins, &spec.dest));
     }
 
-    ensure_target(&tc, triple)?;
     let src_parent = cache_dir.join("cargo-src");
     std::fs::create_dir_all(&src_parent)
         .map_err(|e| bad_input(format!("cache {}: {e}", src_parent.display())))?;
@@ -570,7 +545,8 @@ pub fn build_crate_with(
         lock,
         tc: &tc,
         target: &target,
-        cc: &cc,
+        tools: &tools,
+        std,
         src: &src,
         build_root: &build_root,
         target_dir: &target_dir,
@@ -594,21 +570,14 @@ pub fn build_crate_with(
         })
 }
 
-/// The C compiler for `target` (`CC_<triple>` overrides it) and the
-/// first line of its `--version`; a missing one names its package.
-fn c_compiler(target: &TargetInfo, who: &str, platform: &Platform) -> Result<(String, String)> {
-    let cc = std::env::var(format!("CC_{}", target.triple.replace('-', "_")))
-        .unwrap_or_else(|_| target.cc.to_string());
-    match capture(Command::new(&cc).arg("--version")) {
-        Ok(v) => {
-            let version = v.lines().next().unwrap_or_default().to_string();
-            Ok((cc, version))
-        }
-        Err(_) => Err(bad_input(format!(
-            "{who} for {platform}: the C compiler {cc} is missing: apt-get install {}",
-            target.package
-        ))),
-    }
+/// zig's wrappers for `target`, kept in the cache by zig's version and
+/// target (the same files for every build).
+fn c_tools(target: &TargetInfo, cache_dir: &Path) -> Result<crate::zig::CargoTools> {
+    let zig = crate::zig::Zig::find()?;
+    let dir = cache_dir
+        .join("zig-tools")
+        .join(format!("{}-{}", zig.version, target.triple));
+    zig.cargo_tools(&dir, &target.target)
 }
 
 /// The crate's source in a fresh `build_root`: the spec's folder for a
@@ -657,7 +626,8 @@ struct CargoJob<'a> {
     lock: &'a CrateLock,
     tc: &'a Toolchain,
     target: &'a TargetInfo,
-    cc: &'a str,
+    tools: &'a crate::zig::CargoTools,
+    std: Std,
     src: &'a Path,
     build_root: &'a Path,
     target_dir: &'a Path,
@@ -711,7 +681,7 @@ impl CargoJob<'_> {
     /// `cargo install` does, so a `.cargo/config.toml` shipped inside a
     /// crate does not steer the build.
     fn command(&self) -> Command {
-        let (spec, lock) = (self.spec, self.lock);
+        let spec = self.spec;
         let mut cmd = self.tc.cargo();
         cmd.current_dir(self.build_root)
             .args([
@@ -726,6 +696,11 @@ impl CargoJob<'_> {
             .arg(self.target_dir)
             .arg("--manifest-path")
             .arg(self.src.join("Cargo.toml"));
+        if self.std == Std::FromSource {
+            // Stable cargo's build-std, as its own bootstrap uses it.
+            cmd.arg("-Zbuild-std=std,panic_abort")
+                .env("RUSTC_BOOTSTRAP", "1");
+        }
         if spec.no_default_features {
             cmd.arg("--no-default-features");
         }
@@ -738,16 +713,7 @@ impl CargoJob<'_> {
         for b in &spec.bins {
             cmd.arg("--bin").arg(b);
         }
-        reproducible_env(
-            &mut cmd,
-            self.target,
-            self.cc,
-            self.src,
-            self.target_dir,
-            &lock.name,
-            &lock.version,
-            self.source_date_epoch,
-        );
+        reproducible_env(&mut cmd, self);
         cmd
     }
 }
@@ -893,18 +859,9 @@ fn cache_key(
 }
 
 /// The environment that makes a build's bytes independent of where it ran.
-#[allow(clippy::too_many_arguments)]
-fn reproducible_env(
-    cmd: &mut Command,
-    target: &TargetInfo,
-    cc: &str,
-    src: &Path,
-    target_dir: &Path,
-    name: &str,
-    version: &str,
-    source_date_epoch: u64,
-) {
-    let triple = target.triple;
+fn reproducible_env(cmd: &mut Command, job: &CargoJob) {
+    let (triple, tools, src, target_dir) = (job.target.triple, job.tools, job.src, job.target_dir);
+    let (name, version) = (&job.lock.name, &job.lock.version);
     let home = cargo_home();
     // rustc applies the last matching prefix, so general folders come first
     // and the more specific ones inside them after.
@@ -920,6 +877,13 @@ fn reproducible_env(
     }
     maps.push((target_dir.to_path_buf(), "/target".into()));
     maps.push((src.to_path_buf(), format!("/build/{name}-{version}")));
+    if job.std == Std::FromSource {
+        // Where the prebuilt standard library says its sources were.
+        maps.push((
+            job.tc.rust_src(),
+            format!("/rustc/{}", job.tc.commit_hash()),
+        ));
+    }
 
     let mut rustflags: Vec<String> = vec![
         "-Ctarget-feature=+crt-static".into(),
@@ -935,7 +899,7 @@ fn reproducible_env(
     let upper = env_triple.to_uppercase();
     cmd.env("CARGO_ENCODED_RUSTFLAGS", rustflags.join("\u{1f}"))
         .env(format!("CARGO_TARGET_{upper}_RUSTFLAGS"), "")
-        .env("SOURCE_DATE_EPOCH", source_date_epoch.to_string())
+        .env("SOURCE_DATE_EPOCH", job.source_date_epoch.to_string())
         // cargo's 16 codegen units: the split is a pure function of the
         // code (not of the core count), and it builds far faster than 1;
         // fat LTO a crate may ask for costs minutes per target for a few
@@ -948,7 +912,11 @@ fn reproducible_env(
         .env("CARGO_PROFILE_RELEASE_DEBUG_ASSERTIONS", "false")
         .env("CARGO_PROFILE_RELEASE_OVERFLOW_CHECKS", "false")
         .env("CARGO_PROFILE_RELEASE_SPLIT_DEBUGINFO", "off")
-        .env(format!("CC_{env_triple}"), cc)
+        .env(format!("CC_{env_triple}"), &tools.cc)
+        .env(format!("CXX_{env_triple}"), &tools.cxx)
+        .env(format!("AR_{env_triple}"), &tools.ar)
+        .env(format!("RANLIB_{env_triple}"), &tools.ranlib)
+        .env(format!("CARGO_TARGET_{upper}_LINKER"), &tools.linker)
         .env("TZ", "UTC")
         .env("LC_ALL", "C");
     // C code compiled by build scripts sees the same remapping through
@@ -962,13 +930,6 @@ fn reproducible_env(
         all_cflags.push_str(&f);
     }
     cmd.env(&cflags_var, all_cflags);
-    if std::env::var_os(format!("AR_{env_triple}")).is_none() {
-        cmd.env(format!("AR_{env_triple}"), target.ar);
-    }
-    if target.cross && std::env::var_os(format!("CARGO_TARGET_{upper}_LINKER")).is_none() {
-        let linker = if cc == target.cc { target.linker } else { cc };
-        cmd.env(format!("CARGO_TARGET_{upper}_LINKER"), linker);
-    }
 }
 
 /// The binaries cargo reported for the package at `manifest`, by name.

@@ -13,7 +13,7 @@ use crate::apt::MirrorConfig;
 use crate::cache::Cache;
 use crate::error::{bad_input, network, verification, Result};
 pub use crate::lockfile::{LockedSourceFile, SourceLock};
-use crate::source::cargo::compile::{capture, copy_tree, remove_dir_if_exists, FileLock};
+use crate::source::cargo::compile::{copy_tree, remove_dir_if_exists, FileLock};
 pub use crate::spec::{build_order, SourceSpec, StaticSpec};
 use crate::spec::{static_repository as repository, AptRepository, Spec};
 use image_layout::Platform;
@@ -126,43 +126,7 @@ pub fn lock_sources(
     Ok(out)
 }
 
-/// The zig compiler the recipes use: `$NETSHOOT_ZIG`, else `zig` on PATH.
-#[derive(Clone, Debug)]
-pub struct Zig {
-    /// The executable (absolute).
-    pub path: PathBuf,
-    /// `zig version`.
-    pub version: String,
-}
-
-impl Zig {
-    /// Finds zig and reads its version.
-    pub fn find() -> Result<Zig> {
-        let named = std::env::var_os("NETSHOOT_ZIG").map(PathBuf::from);
-        let candidate = match named {
-            Some(p) => p,
-            None => std::env::var_os("PATH")
-                .and_then(|paths| {
-                    std::env::split_paths(&paths)
-                        .map(|d| d.join("zig"))
-                        .find(|p| p.is_file())
-                })
-                .ok_or_else(|| {
-                    bad_input(
-                        "the static toolbox compiles with zig, which is not on PATH: \
-                         run scripts/install-deps.sh (pip package ziglang), or set NETSHOOT_ZIG",
-                    )
-                })?,
-        };
-        let path = std::fs::canonicalize(&candidate)
-            .map_err(|e| bad_input(format!("zig {}: {e}", candidate.display())))?;
-        let version = capture(Command::new(&path).arg("version"))
-            .map_err(|e| bad_input(format!("zig {}: {e}", path.display())))?
-            .trim()
-            .to_string();
-        Ok(Zig { path, version })
-    }
-}
+pub use crate::zig::Zig;
 
 /// The zig (and autoconf) target for a platform, or an error naming it.
 pub fn zig_target(platform: &Platform) -> Result<&'static str> {

@@ -1037,6 +1037,11 @@ fn build_relocks_when_needed_and_locked_refuses_a_stale_lock() {
     );
     assert!(stderr.contains("lock"), "{stderr}");
     assert!(stderr.contains("snapshot"), "{stderr}");
+    // The platform's architecture and the way around it: --platform.
+    assert!(
+        stderr.contains("(amd64)") && stderr.contains("--platform"),
+        "{stderr}"
+    );
 }
 
 #[test]

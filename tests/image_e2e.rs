@@ -93,23 +93,11 @@ fn runc_as(
 /// The capabilities `docker run --cap-add NET_ADMIN` gives a container
 /// (Docker's default set plus NET_ADMIN, as netshoot's README suggests for
 /// iptables and tc).
-const DOCKER_CAPS_PLUS_NET_ADMIN: &[&str] = &[
-    "CHOWN",
-    "DAC_OVERRIDE",
-    "FSETID",
-    "FOWNER",
-    "MKNOD",
-    "NET_RAW",
-    "SETGID",
-    "SETUID",
-    "SETFCAP",
-    "SETPCAP",
-    "NET_BIND_SERVICE",
-    "SYS_CHROOT",
-    "KILL",
-    "AUDIT_WRITE",
-    "NET_ADMIN",
-];
+fn docker_caps_plus_net_admin() -> Vec<&'static str> {
+    let mut caps = DOCKER_DEFAULT_CAPS.to_vec();
+    caps.push("NET_ADMIN");
+    caps
+}
 
 const DNS_SERVER: &str = r#"
 import socket
@@ -280,7 +268,7 @@ echo "== http"; http --version
 echo "== swaks"; swaks --help >/dev/null; echo "help rc=$?"; swaks --version
 echo "== end"
 "#;
-    let (okay, out) = runc(rootfs, Some(&nsp), DOCKER_CAPS_PLUS_NET_ADMIN, script);
+    let (okay, out) = runc(rootfs, Some(&nsp), &docker_caps_plus_net_admin(), script);
     traffic.join().unwrap();
     let section = |name: &str| section(&out, name);
     assert!(okay, "{out}");
@@ -361,7 +349,7 @@ fn host_mode_and_kubectl_run_form() {
     let (okay, out) = runc(
         &img.amd64,
         None,
-        DOCKER_CAPS_PLUS_NET_ADMIN,
+        &docker_caps_plus_net_admin(),
         "ip -brief link",
     );
     assert!(okay, "{out}");

@@ -379,6 +379,14 @@ fn further_platforms_compile_with_zig_and_run_under_qemu() {
         );
         let out = ok(Command::new(qemu).arg(&prog));
         assert_eq!(out.trim(), "hello from the Debian patch", "{platform}");
+        if platform == "linux/arm/v7" {
+            // ARMv7-A with VFPv3-D16, no NEON: Debian armhf's baseline.
+            let attrs = ok(Command::new("readelf").arg("-A").arg(&prog));
+            assert!(
+                attrs.contains("Tag_CPU_arch: v7") && !attrs.contains("NEON"),
+                "{attrs}"
+            );
+        }
     }
 }
 

@@ -582,8 +582,10 @@ fn fetch_deb(
     let fetch = fetcher()?;
     let bytes = fetch.get(&url).map_err(|e| match e {
         FetchError::NotFound { .. } => network(format!(
-            "{url}: the mirror no longer serves {} {} from the lock: run `netshoot-build lock` to relock, or point --mirror {}=URL at a snapshot mirror that has it",
-            p.name, p.version, repo.name
+            "{url}: the mirror does not serve {} {} ({}) from the lock: leave that platform out \
+             with --platform (the others), relock with `netshoot-build lock`, or point --mirror {}=URL \
+             at a mirror (or snapshot) that has it",
+            p.name, p.version, p.architecture, repo.name
         )),
         other => network(other.to_string()),
     })?;

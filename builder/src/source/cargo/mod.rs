@@ -85,14 +85,13 @@ impl Program {
     }
 }
 
+/// Per target (in the targets' order): its programs, and its SBOM packages.
+pub type PerTarget = (Vec<Vec<Program>>, Vec<Vec<SbomPackage>>);
+
 /// Compiles (or takes from the cache) the active `[[cargo]]` entries for
 /// every target: the programs per target, and the SBOM packages per
 /// target.
-pub fn programs(
-    cx: &Context,
-    lock: &Lockfile,
-    targets: &[Target],
-) -> Result<(Vec<Vec<Program>>, Vec<Vec<SbomPackage>>)> {
+pub fn programs(cx: &Context, lock: &Lockfile, targets: &[Target]) -> Result<PerTarget> {
     let mut out: Vec<Vec<Program>> = targets.iter().map(|_| Vec::new()).collect();
     let mut locks: Vec<(&crate::source::cargo::compile::CrateSpec, CrateLock)> = Vec::new();
     for c in cx.spec.cargo.iter().filter(|c| c.active(cx.profiles)) {

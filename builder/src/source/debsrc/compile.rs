@@ -288,6 +288,7 @@ pub fn build_all(
     let repo = repository(spec, st)?;
     check_locks(spec, locks, mirrors, cache)?;
     let target = zig_target(platform)?;
+    let cpu = crate::target::Target::of(platform)?.zig_cpu;
     let zig = Zig::find()?;
     let job = Job {
         spec,
@@ -295,6 +296,7 @@ pub fn build_all(
         repo,
         platform,
         target,
+        cpu,
         zig,
         cache,
         epoch: source_date_epoch,
@@ -342,6 +344,8 @@ struct Job<'a> {
     platform: &'a Platform,
     /// The zig (and autoconf) target triple.
     target: &'static str,
+    /// zig's `-mcpu` for the platform, where it narrows the default.
+    cpu: Option<&'static str>,
     zig: Zig,
     cache: &'a Cache,
     /// `SOURCE_DATE_EPOCH` for the recipes.
@@ -394,7 +398,7 @@ impl Job<'_> {
             s,
             lock,
             &deps,
-            self.target,
+            (self.target, self.cpu),
             &self.zig,
             self.epoch,
         )?;
@@ -501,7 +505,7 @@ fn cache_key(
     s: &SourceSpec,
     lock: &SourceLock,
     deps: &[(String, PathBuf)],
-    target: &str,
+    (target, cpu): (&str, Option<&str>),
     zig: &Zig,
     epoch: u64,
 ) -> Result<String> {
@@ -519,7 +523,7 @@ fn cache_key(
         .iter()
         .map(|n| sha256_file(&Path::new("/usr/share/misc").join(n)).unwrap_or_default())
         .collect();
-    let v = serde_json::json!({
+    let mut v = serde_json::json!({
         "recipe_version": RECIPE_VERSION,
         "lock": lock,
         "steps": s.steps,
@@ -532,6 +536,9 @@ fn cache_key(
         "autotools": aux,
         "epoch": epoch,
     });
+    if let Some(cpu) = cpu {
+        v["cpu"] = cpu.into();
+    }
     Ok(hex::encode(Sha256::digest(image_layout::canonical_json(
         &v,
     )?)))
@@ -640,7 +647,7 @@ fn compile(job: &Job, unit: &Unit, files: &[(LockedSourceFile, Option<PathBuf>)]
     for (_, dep_out) in &unit.deps {
         copy_tree(dep_out, &work.deps)?;
     }
-    write_wrappers(&work.tools, &job.zig, job.target, &work.root)?;
+    write_wrappers(&work.tools, &job.zig, (job.target, job.cpu), &work.root)?;
     run_steps(job, unit, &work, &log_file)?;
     check_installed(unit, &work)?;
     publish(&work, &unit.done)
@@ -999,21 +1006,27 @@ fn replace_autotools_aux(src: &Path) -> Result<()> {
 /// `cc`, `c++`, `ar`, `ranlib` (and `TARGET-` prefixed names, which
 /// autoconf looks for) calling zig for the target. Build paths are mapped
 /// to `/build` so they never reach the binaries.
-fn write_wrappers(tools: &Path, zig: &Zig, target: &str, root: &Path) -> Result<()> {
+fn write_wrappers(
+    tools: &Path,
+    zig: &Zig,
+    (target, cpu): (&str, Option<&str>),
+    root: &Path,
+) -> Result<()> {
     use std::os::unix::fs::PermissionsExt;
     let z = zig.path.display();
+    let mcpu = cpu.map(|c| format!(" -mcpu={c}")).unwrap_or_default();
     let scripts = [
         (
             "cc",
             format!(
-                "exec {z} cc -target {target} -ffile-prefix-map={}=/build \"$@\"\n",
+                "exec {z} cc -target {target}{mcpu} -ffile-prefix-map={}=/build \"$@\"\n",
                 root.display()
             ),
         ),
         (
             "c++",
             format!(
-                "exec {z} c++ -target {target} -ffile-prefix-map={}=/build \"$@\"\n",
+                "exec {z} c++ -target {target}{mcpu} -ffile-prefix-map={}=/build \"$@\"\n",
                 root.display()
             ),
         ),

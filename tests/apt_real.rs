@@ -446,3 +446,68 @@ fn lock_matches_apt_on_the_real_archive() {
         ours.intersection(&theirs).count()
     );
 }
+
+/// Runs a binary of `root` under `qemu` (a qemu-user program) with `root`
+/// as the prefix its loader and libraries come from.
+fn qemu_with(qemu: &str, root: &Path, args: &[&str]) -> (bool, String) {
+    let out = run(Command::new("timeout")
+        .args(["120", qemu, "-L"])
+        .arg(root)
+        .args(["-0", args[0]])
+        .arg(resolve_in(root, args[0]))
+        .args(&args[1..]));
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr),
+    )
+}
+
+/// arm/v7 and riscv64: the toolset locked from the real archive for those
+/// architectures only, built, and its programs run under qemu-user with
+/// the unpacked root as prefix (under a minute here: no compiling).
+#[test]
+fn real_trixie_toolset_runs_under_qemu_on_arm_v7_and_riscv64() {
+    if offline("real_trixie_toolset_runs_under_qemu_on_arm_v7_and_riscv64") {
+        return;
+    }
+    let t = tempfile::tempdir().unwrap();
+    let platforms = ["linux/arm/v7", "linux/riscv64"];
+    let spec = write_spec(&t.path().join("spec"), &platforms);
+    let per = lock_packages(&lock(&spec));
+    assert_eq!(
+        per.keys().map(String::as_str).collect::<Vec<_>>(),
+        platforms
+    );
+    let out = t.path().join("out/netshoot");
+    ok(bin()
+        .args(["build", "-q", "--locked", "--spec"])
+        .arg(&spec)
+        .arg("--out")
+        .arg(&out)
+        .arg("--cache")
+        .arg(t.path().join("cache")));
+    let work = t.path().join("work");
+    std::fs::create_dir_all(&work).unwrap();
+    for (arch, qemu, triplet) in [
+        ("arm", "qemu-arm-static", "arm-unknown-linux-gnueabihf"),
+        ("riscv64", "qemu-riscv64-static", "riscv64"),
+    ] {
+        let root = unpack(&out, "real", arch, &work).join("rootfs");
+        let must = |args: &[&str]| {
+            let (okay, text) = qemu_with(qemu, &root, args);
+            assert!(okay, "{arch}: {args:?} failed:\n{text}");
+            text
+        };
+        let v = must(&["/usr/bin/curl", "--version"]);
+        assert!(v.starts_with("curl ") && v.contains(triplet), "{v}");
+        let v = must(&["/bin/bash", "-c", "echo bash $BASH_VERSION"]);
+        assert!(v.starts_with("bash 5."), "{v}");
+        let v = must(&["/usr/bin/tcpdump", "--version"]);
+        assert!(
+            v.contains("tcpdump version") && v.contains("libpcap"),
+            "{v}"
+        );
+        let v = must(&["/usr/bin/ip", "-V"]);
+        assert!(v.contains("iproute2"), "{v}");
+    }
+}

@@ -117,17 +117,7 @@ fn runc(bundle: &Path, id: &str, args: &[&str]) -> (bool, String) {
 
 /// Runs an arm64 binary of `root` under qemu-user with `root` as prefix.
 fn qemu(root: &Path, args: &[&str]) -> (bool, String) {
-    let out = run(Command::new("timeout")
-        .args(["120", "qemu-aarch64-static", "-L"])
-        .arg(root)
-        // argv[0] as the image would give it, for multi-call binaries.
-        .args(["-0", args[0]])
-        .arg(resolve_in(root, args[0]))
-        .args(&args[1..]));
-    (
-        out.status.success(),
-        String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr),
-    )
+    qemu_with("qemu-aarch64-static", root, args)
 }
 
 /// `path` inside the image at `root`, every symbolic link followed
@@ -453,6 +443,7 @@ fn qemu_with(qemu: &str, root: &Path, args: &[&str]) -> (bool, String) {
     let out = run(Command::new("timeout")
         .args(["120", qemu, "-L"])
         .arg(root)
+        // argv[0] as the image would give it, for multi-call binaries.
         .args(["-0", args[0]])
         .arg(resolve_in(root, args[0]))
         .args(&args[1..]));

@@ -2,7 +2,7 @@
 //! commands (`chmod`, `chown`, `mkdir`, `ln -s`, ...) and the package
 //! tools (`setcap`, `dpkg-statoverride`) in script order, each with the
 //! file tests (`[ -d PATH ]`) it ran under. The static reading of a script
-//! ([`crate::maintscript`]) produces them; whoever holds the root
+//! (the `maintscript` module) produces them; whoever holds the root
 //! filesystem applies them in order, evaluating the tests on the tree as
 //! it is at that point, as the script would have seen it.
 
